@@ -1,0 +1,52 @@
+// Client: the client-port protocol (docs/protocol.md) as blocking calls, for the CLI, the
+// benchmark harness and tests. Not thread-safe: one thread per Client.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/protocol/messages.h"
+#include "common/status.h"
+#include "common/transport/socket.h"
+
+namespace yard::cli {
+
+class Client {
+ public:
+  // Does not block: ZeroMQ connects in the background. `connect_timeout` bounds how long a
+  // call waits for the connection and for a reply: past it the call returns kUnavailable
+  // (master unreachable) or kDeadlineExceeded (no answer).
+  static StatusOr<std::unique_ptr<Client>> Create(transport::Context& ctx,
+                                                  const std::string& endpoint,
+                                                  Micros connect_timeout);
+
+  StatusOr<std::vector<uint64_t>> Submit(const std::vector<protocol::TaskSpec>& tasks);
+  StatusOr<std::vector<std::optional<protocol::TaskInfo>>> Get(const std::vector<uint64_t>& ids,
+                                                               bool with_payload);
+  // Waits up to `wait` for the task to finish; returns its state then (finished or not).
+  StatusOr<std::optional<protocol::TaskInfo>> Wait(uint64_t id, Micros wait);
+  StatusOr<protocol::TaskState> Cancel(uint64_t id);
+  StatusOr<std::vector<protocol::WorkerInfo>> Workers();
+  StatusOr<std::map<std::string, uint64_t>> Stats();
+
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  Client(std::string endpoint, Micros connect_timeout)
+      : endpoint_(std::move(endpoint)), timeout_(connect_timeout) {}
+  template <typename Reply, typename Request>
+  StatusOr<Reply> Call(Request req, Micros extra_wait = 0);
+
+  std::string endpoint_;
+  Micros timeout_;
+  std::unique_ptr<transport::Socket> sock_;
+  std::unique_ptr<transport::Poller> poller_;
+  uint64_t next_req_ = 1;
+  bool connected_ = false;
+};
+
+}  // namespace yard::cli

@@ -1,0 +1,522 @@
+#include "master/core/engine.h"
+
+#include <algorithm>
+
+namespace yard::core {
+
+using protocol::Outcome;
+using protocol::TaskInfo;
+using protocol::TaskSpec;
+using protocol::TaskState;
+
+namespace {
+constexpr size_t kMaxTypeLength = 128;
+constexpr size_t kMaxKeyLength = 256;
+constexpr size_t kMaxWorkerIdLength = 128;
+constexpr size_t kMaxHandlers = 256;
+constexpr uint32_t kMaxCredit = 1u << 20;
+constexpr uint32_t kMaxLeaseMs = 24u * 3600 * 1000;
+}  // namespace
+
+Status EngineConfig::Validate() const {
+  if (heartbeat_ms == 0) return InvalidArgument("heartbeat_ms must be > 0");
+  if (liveness == 0) return InvalidArgument("liveness must be > 0");
+  if (max_batch == 0) return InvalidArgument("max_batch must be > 0");
+  if (default_timeout_ms == 0 || default_timeout_ms > kMaxLeaseMs) {
+    return InvalidArgument("timeout must be between 1 ms and 24 h");
+  }
+  if (default_max_attempts == 0) return InvalidArgument("max_attempts must be >= 1");
+  if (max_active == 0) return InvalidArgument("max_queued must be > 0");
+  if (first_task_id == 0) return InvalidArgument("first_task_id must be > 0");
+  return Status::Ok();
+}
+
+Engine::Engine(const EngineConfig& config) : config_(config), next_id_(config.first_task_id) {}
+
+// ------------------------------------------------------------------ clients
+
+Status Engine::ValidateSpec(const TaskSpec& s, size_t i) const {
+  const std::string where = "task " + std::to_string(i) + ": ";
+  if (s.type.empty()) return InvalidArgument(where + "type is empty");
+  if (s.type.size() > kMaxTypeLength) {
+    return InvalidArgument(where + "type is longer than " + std::to_string(kMaxTypeLength));
+  }
+  if (s.key.size() > kMaxKeyLength) {
+    return InvalidArgument(where + "key is longer than " + std::to_string(kMaxKeyLength));
+  }
+  if (s.priority > protocol::kLowestPriority) {
+    return InvalidArgument(where + "priority " + std::to_string(s.priority) +
+                           " is out of range 0..9");
+  }
+  if (s.payload.size() > config_.max_payload_bytes) {
+    return InvalidArgument(where + "payload of " + std::to_string(s.payload.size()) +
+                           " bytes is over the limit of " +
+                           std::to_string(config_.max_payload_bytes));
+  }
+  if (s.timeout_ms > kMaxLeaseMs) return InvalidArgument(where + "timeout is over 24 h");
+  if (!s.idempotency_key.empty()) {
+    return Unimplemented(where + "idempotency keys need the durable state store");
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& specs, Now now,
+                                               Effects& fx) {
+  for (size_t i = 0; i < specs.size(); ++i) RETURN_IF_ERROR(ValidateSpec(specs[i], i));
+  if (tasks_.size() + specs.size() > config_.max_active) {
+    counters_["rejected.queue_full"] += specs.size();
+    return ResourceExhausted("queue full: " + std::to_string(tasks_.size()) +
+                             " active tasks, limit " + std::to_string(config_.max_active));
+  }
+  std::vector<uint64_t> ids;
+  ids.reserve(specs.size());
+  for (const auto& s : specs) {
+    const uint64_t id = next_id_++;
+    Task& t = tasks_[id];
+    TaskInfo& info = t.info;
+    info.id = id;
+    info.type = s.type;
+    info.state = TaskState::kQueued;
+    info.priority = s.priority;
+    info.key = s.key;
+    info.max_attempts = s.max_attempts ? s.max_attempts : config_.default_max_attempts;
+    info.timeout_ms = s.timeout_ms ? s.timeout_ms : config_.default_timeout_ms;
+    info.payload = s.payload;
+    info.submitted_us = now.wall;
+    ++queued_;
+    if (s.key.empty()) {
+      MakeReady(t);
+    } else {
+      KeyLine& line = keys_[s.key];
+      if (line.head == 0) {
+        line.head = id;
+        MakeReady(t);
+      } else {
+        line.waiting.push_back(id);
+      }
+    }
+    fx.store_puts.push_back(info);
+    ids.push_back(id);
+  }
+  counters_["tasks.submitted"] += specs.size();
+  return ids;
+}
+
+StatusOr<TaskState> Engine::Cancel(uint64_t id, Now now, Effects& fx) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return NotFound("task " + std::to_string(id) + " is not active");
+  it->second.info.error = "cancelled";
+  Finish(it->second, TaskState::kCancelled, now, fx);
+  return TaskState::kCancelled;
+}
+
+const TaskInfo* Engine::Find(uint64_t id) const {
+  auto it = tasks_.find(id);
+  return it == tasks_.end() ? nullptr : &it->second.info;
+}
+
+void Engine::MakeReady(Task& t) {
+  ready_[t.info.type][t.info.priority].push_back(t.info.id);
+  t.in_ready = true;
+  ++ready_count_;
+}
+
+void Engine::DetachFromHolder(Task& t) {
+  if (t.holder.empty()) return;
+  auto w = workers_.find(t.holder);
+  if (w != workers_.end()) w->second.inflight.erase(t.info.id);
+  t.holder.clear();
+}
+
+void Engine::LeaveState(Task& t) {
+  if (t.info.state == TaskState::kQueued) {
+    --queued_;
+    if (t.in_ready) {
+      t.in_ready = false;  // its queue entry is skipped when popped
+      --ready_count_;
+    }
+  } else if (t.info.state == TaskState::kDispatched) {
+    --dispatched_;
+    DetachFromHolder(t);
+  }
+}
+
+void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
+  LeaveState(t);
+  const uint64_t id = t.info.id;
+  t.info.state = state;
+  t.info.finished_us = now.wall;
+  if (!t.info.key.empty()) {
+    auto k = keys_.find(t.info.key);
+    if (k != keys_.end() && k->second.head == id) {
+      KeyLine& line = k->second;
+      line.head = 0;
+      while (!line.waiting.empty()) {
+        const uint64_t next = line.waiting.front();
+        line.waiting.pop_front();
+        auto n = tasks_.find(next);
+        if (n != tasks_.end() && n->second.info.state == TaskState::kQueued) {
+          line.head = next;
+          MakeReady(n->second);
+          break;
+        }
+      }
+      if (line.head == 0) keys_.erase(k);
+    }
+  }
+  counters_[std::string("tasks.") + protocol::TaskStateName(state)]++;
+  fx.finished.push_back(id);
+  fx.store_puts.push_back(std::move(t.info));
+  tasks_.erase(id);
+}
+
+void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, Effects& fx) {
+  if (failed) {
+    ++t.info.failures;
+    t.info.error = reason;
+    if (t.info.failures >= t.info.max_attempts) {
+      t.info.error = "gave up after " + std::to_string(t.info.failures) + " failed attempts: " +
+                     reason;
+      Finish(t, TaskState::kFailed, now, fx);
+      return;
+    }
+    counters_["tasks.retried"]++;
+  } else {
+    counters_["tasks.released"]++;
+  }
+  LeaveState(t);
+  t.info.state = TaskState::kQueued;
+  ++queued_;
+  MakeReady(t);  // a keyed task requeued here is still its key's head
+  if (failed) fx.store_puts.push_back(t.info);
+}
+
+// ------------------------------------------------------------------ workers
+
+void Engine::Touch(const ConnId& conn, Now now) {
+  auto it = workers_.find(conn);
+  if (it != workers_.end()) it->second.last_seen = now.mono;
+}
+
+void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, Effects& fx) {
+  auto reject = [&](protocol::DisconnectReason reason, const std::string& why,
+                    const char* counter) {
+    counters_[counter]++;
+    fx.disconnects.push_back({conn, {reason, why}});
+  };
+  if (hello.worker_id.empty() || hello.worker_id.size() > kMaxWorkerIdLength) {
+    return reject(protocol::DisconnectReason::kProtocolError,
+                  "HELLO.worker_id must be 1.." + std::to_string(kMaxWorkerIdLength) + " bytes",
+                  "rejected.bad_hello");
+  }
+  if (hello.handlers.empty() || hello.handlers.size() > kMaxHandlers) {
+    return reject(protocol::DisconnectReason::kProtocolError,
+                  "HELLO.handlers must list 1.." + std::to_string(kMaxHandlers) + " types",
+                  "rejected.bad_hello");
+  }
+  for (const auto& h : hello.handlers) {
+    if (h.empty() || h.size() > kMaxTypeLength) {
+      return reject(protocol::DisconnectReason::kProtocolError,
+                    "HELLO.handlers: a type must be 1.." + std::to_string(kMaxTypeLength) +
+                        " bytes",
+                    "rejected.bad_hello");
+    }
+  }
+
+  std::unordered_set<uint64_t> carried;  // tasks of the same process on an older connection
+  auto same = workers_.find(conn);
+  if (same != workers_.end()) {
+    if (same->second.hello.worker_id != hello.worker_id) {
+      return reject(protocol::DisconnectReason::kProtocolError,
+                    "HELLO on a live session may not change worker_id", "rejected.bad_hello");
+    }
+    carried = std::move(same->second.inflight);
+    same->second.inflight.clear();
+    RemoveWorker(conn, false, "", now, fx);
+  } else if (auto old = conn_by_worker_id_.find(hello.worker_id); old != conn_by_worker_id_.end()) {
+    Worker& prev = workers_.at(old->second);
+    const Micros dead_after = Micros{config_.liveness} * config_.heartbeat_ms * kMillis;
+    if (prev.hello.incarnation == hello.incarnation) {
+      carried = std::move(prev.inflight);
+      prev.inflight.clear();
+      RemoveWorker(prev.conn, false, "", now, fx);
+    } else if (now.mono - prev.last_seen <= dead_after) {
+      return reject(protocol::DisconnectReason::kDuplicateWorker,
+                    "worker id '" + hello.worker_id + "' is already connected",
+                    "rejected.duplicate_worker");
+    } else {
+      RemoveWorker(prev.conn, true, "worker " + hello.worker_id + " restarted", now, fx);
+    }
+  }
+
+  Worker& w = workers_[conn];
+  w.conn = conn;
+  w.hello = hello;
+  w.session = next_session_++;
+  w.credit = std::min(hello.credit, kMaxCredit);
+  w.last_seen = now.mono;
+  w.connected_wall = now.wall;
+  for (uint64_t id : carried) {
+    auto t = tasks_.find(id);
+    if (t != tasks_.end() && t->second.info.state == TaskState::kDispatched) {
+      t->second.holder = conn;
+      w.inflight.insert(id);
+    }
+  }
+  for (const auto& type : hello.handlers) ready_[type];  // queues exist for PopFor
+  conn_by_worker_id_[hello.worker_id] = conn;
+  rotation_.push_back(conn);
+  counters_["workers.registered"]++;
+  fx.welcomes.push_back({conn,
+                         {w.session, config_.heartbeat_ms, config_.liveness, 0, config_.max_batch}});
+}
+
+void Engine::RemoveWorker(const ConnId& conn, bool count_failures, const std::string& reason,
+                          Now now, Effects& fx) {
+  auto it = workers_.find(conn);
+  if (it == workers_.end()) return;
+  const std::vector<uint64_t> inflight(it->second.inflight.begin(), it->second.inflight.end());
+  for (uint64_t id : inflight) {
+    auto t = tasks_.find(id);
+    if (t != tasks_.end()) Requeue(t->second, count_failures, reason, now, fx);
+  }
+  auto byid = conn_by_worker_id_.find(it->second.hello.worker_id);
+  if (byid != conn_by_worker_id_.end() && byid->second == conn) conn_by_worker_id_.erase(byid);
+  workers_.erase(it);
+  rotation_.erase(std::remove(rotation_.begin(), rotation_.end(), conn), rotation_.end());
+  if (rotation_start_ >= rotation_.size()) rotation_start_ = 0;
+}
+
+void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now now,
+                       Effects& fx) {
+  auto wit = workers_.find(conn);
+  if (wit == workers_.end()) return;
+  Worker& w = wit->second;
+  w.credit = std::min<uint64_t>(uint64_t{w.credit} + results.credit, kMaxCredit);
+  protocol::Ack ack;
+  ack.refs.reserve(results.results.size());
+  for (const auto& r : results.results) {
+    ack.refs.push_back({r.id, r.attempt});
+    auto it = tasks_.find(r.id);
+    if (it == tasks_.end()) {
+      counters_["results.duplicate"]++;
+      continue;
+    }
+    Task& t = it->second;
+    const bool current = t.info.state == TaskState::kDispatched && t.holder == conn &&
+                         r.attempt == t.info.attempt;
+    if (r.outcome == Outcome::kOk) {
+      // A late success still completes the task: the work is done, whoever holds it now.
+      if (!current) counters_["results.late_accepted"]++;
+      t.info.result = r.output;
+      t.info.error.clear();
+      ++w.completed;
+      Finish(t, TaskState::kSucceeded, now, fx);
+      continue;
+    }
+    if (!current) {
+      counters_["results.stale"]++;
+      continue;
+    }
+    switch (r.outcome) {
+      case Outcome::kFailPermanent:
+        ++w.failed;
+        t.info.error = r.error;
+        Finish(t, TaskState::kFailed, now, fx);
+        break;
+      case Outcome::kFailRetry:
+        ++w.failed;
+        Requeue(t, true, r.error, now, fx);
+        break;
+      case Outcome::kReleased:
+        Requeue(t, false, "", now, fx);
+        break;
+      case Outcome::kOk:
+        break;
+    }
+  }
+  counters_["results.received"] += results.results.size();
+  if (!ack.refs.empty()) fx.acks.push_back({conn, std::move(ack)});
+}
+
+void Engine::OnCredit(const ConnId& conn, uint32_t credit) {
+  auto it = workers_.find(conn);
+  if (it == workers_.end()) return;
+  it->second.credit = std::min<uint64_t>(uint64_t{it->second.credit} + credit, kMaxCredit);
+}
+
+void Engine::OnExtend(const ConnId& conn, const protocol::Extend& extend, Now now) {
+  const uint32_t lease_ms = std::min(extend.lease_ms, kMaxLeaseMs);
+  for (const auto& ref : extend.refs) {
+    auto it = tasks_.find(ref.id);
+    if (it == tasks_.end()) continue;
+    Task& t = it->second;
+    if (t.info.state != TaskState::kDispatched || t.holder != conn ||
+        t.info.attempt != ref.attempt) {
+      continue;
+    }
+    t.lease_deadline = now.mono + Micros{lease_ms} * kMillis;
+    leases_.push({t.lease_deadline, t.info.id, t.info.attempt});
+    counters_["leases.extended"]++;
+  }
+}
+
+void Engine::OnDisconnect(const ConnId& conn, Now now, Effects& fx) {
+  if (!workers_.contains(conn)) return;
+  counters_["workers.disconnected"]++;
+  RemoveWorker(conn, false, "", now, fx);
+}
+
+// ------------------------------------------------------------------ time
+
+void Engine::Tick(Now now, Effects& fx) {
+  const Micros dead_after = Micros{config_.liveness} * config_.heartbeat_ms * kMillis;
+  std::vector<ConnId> dead;
+  for (const auto& [conn, w] : workers_) {
+    if (now.mono - w.last_seen > dead_after) dead.push_back(conn);
+  }
+  for (const auto& conn : dead) {
+    const std::string id = workers_.at(conn).hello.worker_id;
+    counters_["workers.lost"]++;
+    fx.disconnects.push_back(
+        {conn, {protocol::DisconnectReason::kHeartbeatTimeout, "missed heartbeats"}});
+    RemoveWorker(conn, true, "worker " + id + " stopped answering", now, fx);
+  }
+  while (!leases_.empty() && leases_.top().deadline <= now.mono) {
+    const Lease l = leases_.top();
+    leases_.pop();
+    auto it = tasks_.find(l.id);
+    if (it == tasks_.end()) continue;
+    Task& t = it->second;
+    if (t.info.state != TaskState::kDispatched || t.info.attempt != l.attempt ||
+        t.lease_deadline != l.deadline) {
+      continue;  // finished, redispatched or extended since
+    }
+    counters_["leases.expired"]++;
+    Requeue(t,
+            true,
+            "lease of " + std::to_string(t.info.timeout_ms) + " ms expired on worker " +
+                t.info.worker,
+            now, fx);
+  }
+}
+
+std::optional<Micros> Engine::NextDeadline() const {
+  std::optional<Micros> next;
+  if (!leases_.empty()) next = leases_.top().deadline;
+  const Micros dead_after = Micros{config_.liveness} * config_.heartbeat_ms * kMillis;
+  for (const auto& [conn, w] : workers_) {
+    const Micros d = w.last_seen + dead_after + 1;
+    if (!next || d < *next) next = d;
+  }
+  return next;
+}
+
+uint64_t Engine::PopFor(const Worker& w) {
+  for (size_t p = 0; p <= protocol::kLowestPriority; ++p) {
+    for (const auto& type : w.hello.handlers) {
+      auto q = ready_.find(type);
+      if (q == ready_.end()) continue;
+      auto& dq = q->second[p];
+      while (!dq.empty()) {
+        const uint64_t id = dq.front();
+        dq.pop_front();
+        auto t = tasks_.find(id);
+        if (t != tasks_.end() && t->second.in_ready) return id;
+      }
+    }
+  }
+  return 0;
+}
+
+std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
+  std::vector<std::pair<ConnId, protocol::Tasks>> out;
+  const size_t n = rotation_.size();
+  if (n == 0 || ready_count_ == 0) return out;
+  std::vector<protocol::Tasks> batches(n);
+  bool progress = true;
+  while (ready_count_ > 0 && progress) {
+    progress = false;
+    size_t eligible = 0;
+    for (const auto& conn : rotation_) eligible += workers_.at(conn).credit > 0 ? 1 : 0;
+    if (eligible == 0) break;
+    const uint64_t share = std::max<uint64_t>(1, (ready_count_ + eligible - 1) / eligible);
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (rotation_start_ + k) % n;
+      Worker& w = workers_.at(rotation_[i]);
+      const uint64_t take = std::min<uint64_t>(w.credit, share);
+      for (uint64_t j = 0; j < take; ++j) {
+        const uint64_t id = PopFor(w);
+        if (id == 0) break;
+        Task& t = tasks_.at(id);
+        t.in_ready = false;
+        --ready_count_;
+        --queued_;
+        ++dispatched_;
+        t.info.state = TaskState::kDispatched;
+        ++t.info.attempt;
+        t.info.worker = w.hello.worker_id;
+        t.info.dispatched_us = now.wall;
+        t.holder = w.conn;
+        t.lease_deadline = now.mono + Micros{t.info.timeout_ms} * kMillis;
+        leases_.push({t.lease_deadline, id, t.info.attempt});
+        w.inflight.insert(id);
+        --w.credit;
+        batches[i].tasks.push_back(
+            {id, t.info.attempt, t.info.type, t.info.payload, t.info.timeout_ms});
+        progress = true;
+      }
+    }
+  }
+  rotation_start_ = (rotation_start_ + 1) % n;
+  for (size_t i = 0; i < n; ++i) {
+    auto& tasks = batches[i].tasks;
+    counters_["tasks.dispatches"] += tasks.size();
+    for (size_t from = 0; from < tasks.size(); from += config_.max_batch) {
+      const size_t to = std::min<size_t>(tasks.size(), from + config_.max_batch);
+      protocol::Tasks chunk;
+      chunk.tasks.assign(std::make_move_iterator(tasks.begin() + static_cast<ptrdiff_t>(from)),
+                         std::make_move_iterator(tasks.begin() + static_cast<ptrdiff_t>(to)));
+      out.push_back({rotation_[i], std::move(chunk)});
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ introspection
+
+std::vector<ConnId> Engine::WorkerConns() const { return rotation_; }
+
+std::vector<protocol::WorkerInfo> Engine::WorkerInfos(Now now) const {
+  std::vector<protocol::WorkerInfo> out;
+  out.reserve(rotation_.size());
+  for (const auto& conn : rotation_) {
+    const Worker& w = workers_.at(conn);
+    protocol::WorkerInfo i;
+    i.worker_id = w.hello.worker_id;
+    i.hostname = w.hello.hostname;
+    i.pid = w.hello.pid;
+    i.handlers = w.hello.handlers;
+    i.slots = w.hello.slots;
+    i.credit = w.credit;
+    i.inflight = static_cast<uint32_t>(w.inflight.size());
+    i.completed = w.completed;
+    i.failed = w.failed;
+    i.connected_us = w.connected_wall;
+    i.last_seen_ms = static_cast<uint32_t>(std::max<Micros>(0, now.mono - w.last_seen) / kMillis);
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> Engine::Stats() const {
+  auto s = counters_;
+  s["tasks.queued"] = queued_;
+  s["tasks.ready"] = ready_count_;
+  s["tasks.running"] = dispatched_;
+  s["tasks.active"] = tasks_.size();
+  s["workers.connected"] = workers_.size();
+  return s;
+}
+
+}  // namespace yard::core

@@ -1,0 +1,189 @@
+// Engine: the master's task and worker bookkeeping. Pure logic: no I/O, no clock calls, no
+// threads. Every call takes the current time and reports what must happen next (records to
+// commit, messages to send) in an Effects value that the server carries out.
+//
+// Guarantees kept here:
+//  - a worker never has more tasks out than the credit it granted;
+//  - a task goes only to a worker that registered its type;
+//  - tasks with the same key run one at a time, in submit order (the head of each key's line
+//    is the only one eligible to run; it stays the head through retries);
+//  - a task whose worker dies or whose lease expires is requeued, counting a failure, until
+//    max_attempts failures make it terminal;
+//  - a result is accepted once per task; later ones are counted and acknowledged so the worker
+//    can forget them.
+// Thread-compatible: the server's event-loop thread owns it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/protocol/messages.h"
+#include "common/status.h"
+
+namespace yard::core {
+
+// The current time as the engine sees it: monotonic for deadlines, wall for timestamps.
+struct Now {
+  Micros mono = 0;
+  Micros wall = 0;
+};
+
+// Opaque identity of a worker connection (the ZeroMQ routing id on the worker port).
+using ConnId = std::string;
+
+struct EngineConfig {
+  uint32_t default_timeout_ms = 30000;
+  uint32_t default_max_attempts = 3;
+  uint32_t heartbeat_ms = 1000;
+  uint32_t liveness = 3;
+  uint32_t max_batch = 256;          // tasks per TASKS message
+  uint64_t max_active = 1000000;     // queued + dispatched; beyond it submits are refused
+  uint32_t max_payload_bytes = 1 << 20;
+  uint64_t first_task_id = 1;
+
+  Status Validate() const;
+};
+
+// What the server must do after an engine call. Appended to, never cleared, by the engine.
+struct Effects {
+  // Task records created or changed that must be committed before anything acknowledging them
+  // is sent.
+  std::vector<protocol::TaskInfo> store_puts;
+  // Sent right away (session management).
+  std::vector<std::pair<ConnId, protocol::Welcome>> welcomes;
+  std::vector<std::pair<ConnId, protocol::Disconnect>> disconnects;
+  // Sent only after store_puts are committed.
+  std::vector<std::pair<ConnId, protocol::Ack>> acks;
+  // Tasks that reached a terminal state (for waiters).
+  std::vector<uint64_t> finished;
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& config);
+
+  const EngineConfig& config() const { return config_; }
+
+  // ---- clients
+
+  // Validates every spec, then queues them all or none. Returns the new ids in order.
+  // kInvalidArgument for a bad spec (message names the task index and field),
+  // kResourceExhausted when the queue limit would be passed.
+  StatusOr<std::vector<uint64_t>> Submit(const std::vector<protocol::TaskSpec>& specs, Now now,
+                                         Effects& fx);
+
+  // Cancels a queued or dispatched task (a dispatched one's result will be ignored).
+  // Returns the state after the call; kNotFound if the engine does not hold the task (it may
+  // be finished: ask the store).
+  StatusOr<protocol::TaskState> Cancel(uint64_t id, Now now, Effects& fx);
+
+  // The task if it is active (queued or dispatched); nullptr otherwise.
+  const protocol::TaskInfo* Find(uint64_t id) const;
+
+  // ---- workers
+
+  bool IsKnownWorker(const ConnId& conn) const { return workers_.contains(conn); }
+  // Any message from a known worker proves it alive.
+  void Touch(const ConnId& conn, Now now);
+  void OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, Effects& fx);
+  void OnResults(const ConnId& conn, const protocol::Results& results, Now now, Effects& fx);
+  void OnCredit(const ConnId& conn, uint32_t credit);
+  void OnExtend(const ConnId& conn, const protocol::Extend& extend, Now now);
+  // The worker said goodbye: its remaining tasks go back to the queue without a failure.
+  void OnDisconnect(const ConnId& conn, Now now, Effects& fx);
+
+  // ---- time
+
+  // Declares silent workers dead and expires leases. Call at least every heartbeat.
+  void Tick(Now now, Effects& fx);
+  // When Tick next has work (earliest lease or liveness deadline); nullopt if none.
+  std::optional<Micros> NextDeadline() const;
+
+  // Hands ready tasks to workers with credit, in batches. Call after the turn's commit so only
+  // committed tasks go out.
+  std::vector<std::pair<ConnId, protocol::Tasks>> Dispatch(Now now);
+
+  // ---- introspection
+
+  std::vector<ConnId> WorkerConns() const;
+  std::vector<protocol::WorkerInfo> WorkerInfos(Now now) const;
+  // Counters and gauges, by name (see docs/operations.md).
+  std::map<std::string, uint64_t> Stats() const;
+  // Bumps a named counter (used by the server for rejected inputs).
+  void Count(const std::string& name, uint64_t n = 1) { counters_[name] += n; }
+  uint64_t queued() const { return queued_; }
+  uint64_t active() const { return tasks_.size(); }
+
+ private:
+  struct Task {
+    protocol::TaskInfo info;
+    ConnId holder;  // worker connection running the current attempt, if dispatched
+    Micros lease_deadline = 0;
+    bool in_ready = false;  // has a live entry in ready_ (queued and not behind its key)
+  };
+  struct Worker {
+    ConnId conn;
+    protocol::Hello hello;
+    uint64_t session = 0;
+    uint32_t credit = 0;
+    std::unordered_set<uint64_t> inflight;
+    Micros last_seen = 0;
+    Micros connected_wall = 0;
+    uint64_t completed = 0;
+    uint64_t failed = 0;
+  };
+  struct KeyLine {
+    uint64_t head = 0;  // the one task of this key that may run
+    std::deque<uint64_t> waiting;
+  };
+  using PriorityQueues = std::array<std::deque<uint64_t>, protocol::kLowestPriority + 1>;
+  struct Lease {
+    Micros deadline;
+    uint64_t id;
+    uint32_t attempt;
+    bool operator>(const Lease& o) const { return deadline > o.deadline; }
+  };
+
+  Status ValidateSpec(const protocol::TaskSpec& spec, size_t index) const;
+  void MakeReady(Task& t);
+  // Ends a task: records it, releases its key, reports it finished.
+  void Finish(Task& t, protocol::TaskState state, Now now, Effects& fx);
+  // The current attempt did not complete. Counts a failure if `failed`, then requeues the task
+  // or, past max_attempts, fails it.
+  void Requeue(Task& t, bool failed, const std::string& reason, Now now, Effects& fx);
+  void DetachFromHolder(Task& t);
+  // Undoes the bookkeeping of the task's current state (gauges, ready entry, holder).
+  void LeaveState(Task& t);
+  void RemoveWorker(const ConnId& conn, bool count_failures, const std::string& reason, Now now,
+                    Effects& fx);
+  void RegisterWorker(const ConnId& conn, const protocol::Hello& hello, Now now, Effects& fx);
+  // Pops the next runnable task id this worker can handle, or 0.
+  uint64_t PopFor(const Worker& w);
+
+  EngineConfig config_;
+  uint64_t next_id_;
+  uint64_t next_session_ = 1;
+  std::unordered_map<uint64_t, Task> tasks_;  // active: queued or dispatched
+  std::unordered_map<std::string, PriorityQueues> ready_;  // by type; lazy deletion
+  std::unordered_map<std::string, KeyLine> keys_;
+  std::priority_queue<Lease, std::vector<Lease>, std::greater<>> leases_;  // lazy deletion
+  std::unordered_map<ConnId, Worker> workers_;
+  std::unordered_map<std::string, ConnId> conn_by_worker_id_;
+  std::vector<ConnId> rotation_;  // round-robin order of worker connections
+  size_t rotation_start_ = 0;
+  uint64_t queued_ = 0;       // state queued, ready or behind its key
+  uint64_t ready_count_ = 0;  // queued and eligible to run
+  uint64_t dispatched_ = 0;
+  std::map<std::string, uint64_t> counters_;
+};
+
+}  // namespace yard::core

@@ -1,0 +1,215 @@
+#include "master/server/options.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <toml++/toml.h>
+#include <variant>
+#include <vector>
+
+#include "common/duration.h"
+#include "common/logging.h"
+
+namespace yard::server {
+namespace {
+
+// A duration setting is kept as text until both sources are read, then parsed once.
+struct DurationSetting {
+  std::string text;
+  uint32_t* millis;
+};
+
+using Target = std::variant<std::string*, uint32_t*, uint64_t*, bool*, DurationSetting*>;
+
+struct Setting {
+  const char* flag;      // "--timeout"
+  const char* key;       // "master.timeout"
+  const char* help;
+  Target target;
+};
+
+Status LoadToml(const std::string& path, const std::vector<Setting>& settings) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << "config " << path << ": " << e.description() << " (line " << e.source().begin.line
+        << ")";
+    return InvalidArgument(msg.str());
+  }
+  // Reject keys we do not know, naming the full path, so a typo never goes unnoticed.
+  for (const auto& [section, node] : root) {
+    const auto* table = node.as_table();
+    if (!table) {
+      return InvalidArgument("config " + path + ": '" + std::string(section.str()) +
+                             "' must be a table such as [master]");
+    }
+    for (const auto& [name, value] : *table) {
+      const std::string full = std::string(section.str()) + "." + std::string(name.str());
+      const Setting* s = nullptr;
+      for (const auto& c : settings) {
+        if (full == c.key) s = &c;
+      }
+      if (!s) return InvalidArgument("config " + path + ": unknown key '" + full + "'");
+      const std::string where = "config " + path + ": " + full + ": ";
+      Status st = std::visit(
+          [&](auto* target) -> Status {
+            using T = std::remove_pointer_t<decltype(target)>;
+            if constexpr (std::is_same_v<T, std::string>) {
+              auto v = value.value<std::string>();
+              if (!v) return InvalidArgument(where + "expected a string");
+              *target = *v;
+            } else if constexpr (std::is_same_v<T, bool>) {
+              auto v = value.value<bool>();
+              if (!v) return InvalidArgument(where + "expected true or false");
+              *target = *v;
+            } else if constexpr (std::is_same_v<T, DurationSetting>) {
+              if (auto v = value.value<std::string>()) {
+                target->text = *v;
+              } else if (auto n = value.value<int64_t>(); n && *n >= 0) {
+                target->text = std::to_string(*n);
+              } else {
+                return InvalidArgument(where + "expected a duration such as \"30s\"");
+              }
+            } else {
+              auto v = value.value<int64_t>();
+              if (!v || *v < 0 || static_cast<uint64_t>(*v) > std::numeric_limits<T>::max()) {
+                return InvalidArgument(where + "expected a non-negative integer");
+              }
+              *target = static_cast<T>(*v);
+            }
+            return Status::Ok();
+          },
+          s->target);
+      RETURN_IF_ERROR(st);
+    }
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> FindConfigFlag(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a(argv[i]);
+    if (a == "--config" && i + 1 < argc) return std::string(argv[i + 1]);
+    if (a.starts_with("--config=")) return std::string(a.substr(9));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
+  DurationSetting timeout{std::to_string(o->engine.default_timeout_ms) + "ms",
+                          &o->engine.default_timeout_ms};
+  DurationSetting heartbeat{std::to_string(o->engine.heartbeat_ms) + "ms",
+                            &o->engine.heartbeat_ms};
+  DurationSetting drain{std::to_string(o->drain_timeout_ms) + "ms", &o->drain_timeout_ms};
+  std::string config_path;
+
+  const std::vector<Setting> settings = {
+      {"--client-endpoint", "master.client_endpoint",
+       "ZeroMQ endpoint for clients (CLI, web role); port 0 picks a free port",
+       &o->client_endpoint},
+      {"--worker-endpoint", "master.worker_endpoint",
+       "ZeroMQ endpoint for workers; port 0 picks a free port", &o->worker_endpoint},
+      {"--timeout", "master.timeout",
+       "default task lease: a task with no result by then is retried (e.g. 30s, 500ms)",
+       &timeout},
+      {"--max-attempts", "master.max_attempts",
+       "default attempts before a failing task is given up", &o->engine.default_max_attempts},
+      {"--heartbeat", "master.heartbeat", "heartbeat interval sent to workers", &heartbeat},
+      {"--liveness", "master.liveness", "heartbeats a worker may miss before it is dead",
+       &o->engine.liveness},
+      {"--max-batch", "master.max_batch", "most tasks in one TASKS message",
+       &o->engine.max_batch},
+      {"--max-queued", "master.max_queued",
+       "most active (queued + running) tasks; submits beyond it are refused",
+       &o->engine.max_active},
+      {"--max-payload-bytes", "master.max_payload_bytes", "largest task payload accepted",
+       &o->engine.max_payload_bytes},
+      {"--max-message-bytes", "master.max_message_bytes",
+       "largest message accepted on either port", &o->max_message_bytes},
+      {"--max-finished", "master.max_finished",
+       "finished tasks kept for status and result queries (oldest dropped first)",
+       &o->max_finished},
+      {"--drain-timeout", "master.drain_timeout",
+       "on SIGTERM, how long running tasks may take to report before the master exits", &drain},
+      {"--ready-file", "master.ready_file",
+       "write the bound endpoints as JSON to this file once serving", &o->ready_file},
+      {"--workers", "workers.count",
+       "start N yard-worker processes connected to this master (standalone mode)",
+       &o->workers},
+      {"--worker-threads", "workers.threads", "executor threads per embedded worker",
+       &o->worker_threads},
+      {"--worker-binary", "workers.binary",
+       "yard-worker executable for --workers (default: next to yard-master)",
+       &o->worker_binary},
+      {"--log-level", "log.level", "trace, debug, info, warn, error, critical or off",
+       &o->log_level},
+      {"--log-json", "log.json", "log one JSON object per line", &o->log_json},
+  };
+
+  CLI::App app{
+      "yard-master: takes tasks from clients, keeps them, and hands them to ZeroMQ workers.\n"
+      "Flags override the --config file; every flag has a config key (shown as [section.key])."};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
+  for (const auto& s : settings) {
+    const std::string help = std::string(s.help) + "  [" + s.key + "]";
+    std::visit(
+        [&](auto* target) {
+          using T = std::remove_pointer_t<decltype(target)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            app.add_flag(s.flag, *target, help);
+          } else if constexpr (std::is_same_v<T, DurationSetting>) {
+            app.add_option(s.flag, target->text, help);
+          } else {
+            app.add_option(s.flag, *target, help);
+          }
+        },
+        s.target);
+  }
+
+  if (auto path = FindConfigFlag(argc, argv)) {
+    Status st = LoadToml(*path, settings);
+    if (!st.ok()) {
+      std::cerr << "yard-master: " << st.message() << "\n";
+      return 2;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  for (const auto& s : settings) {
+    auto* const* d = std::get_if<DurationSetting*>(&s.target);
+    if (!d) continue;
+    auto micros = ParseDuration((*d)->text);
+    if (!micros.ok()) {
+      std::cerr << "yard-master: " << s.flag << ": " << micros.status().message() << "\n";
+      return 2;
+    }
+    if (*micros < kMillis || *micros / kMillis > std::numeric_limits<uint32_t>::max()) {
+      std::cerr << "yard-master: " << s.flag << ": must be between 1ms and 49 days\n";
+      return 2;
+    }
+    *(*d)->millis = static_cast<uint32_t>(*micros / kMillis);
+  }
+  if (!IsValidLogLevel(o->log_level)) {
+    std::cerr << "yard-master: --log-level: unknown level '" << o->log_level << "'\n";
+    return 2;
+  }
+  if (Status st = o->engine.Validate(); !st.ok()) {
+    std::cerr << "yard-master: " << st.message() << "\n";
+    return 2;
+  }
+  if (o->max_message_bytes < 1024) {
+    std::cerr << "yard-master: --max-message-bytes: must be at least 1024\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
+}  // namespace yard::server

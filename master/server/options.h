@@ -1,0 +1,32 @@
+// yard-master's settings: command-line flags over an optional TOML file (--config). One table
+// of settings drives both, so each flag has exactly one config key and one help text.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "master/core/engine.h"
+
+namespace yard::server {
+
+struct MasterOptions {
+  std::string client_endpoint = "tcp://127.0.0.1:7070";
+  std::string worker_endpoint = "tcp://127.0.0.1:7071";
+  core::EngineConfig engine;
+  uint32_t max_message_bytes = 16u << 20;
+  uint64_t max_finished = 1000000;  // finished tasks kept for status/result queries
+  std::string ready_file;
+  uint32_t drain_timeout_ms = 10000;  // on SIGTERM: how long running tasks may take to finish
+  uint32_t workers = 0;  // embedded yard-worker processes
+  uint32_t worker_threads = 2;
+  std::string worker_binary;  // default: yard-worker next to yard-master
+  std::string log_level = "info";
+  bool log_json = false;
+};
+
+// Parses flags (and the file named by --config). Returns nullopt to go on, or the exit code to
+// leave with: 0 after --help, 2 after a usage or config error (already printed to stderr).
+std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* out);
+
+}  // namespace yard::server

@@ -1,0 +1,537 @@
+#include "master/server/server.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "common/protocol/codec.h"
+
+namespace yard::server {
+
+using protocol::Command;
+using protocol::DisconnectReason;
+using protocol::HeaderCheck;
+
+namespace {
+constexpr int kMaxMessagesPerTurn = 1024;  // per port: keeps turns short and fair
+constexpr int kMaxPollMs = 100;
+constexpr Micros kSuperviseEvery = 200 * kMillis;
+constexpr size_t kMaxWaiters = 100000;
+// libzmq drops peers over ZMQ_MAXMSGSIZE without telling us; give it slack over our own limit
+// so that most oversized messages arrive and are rejected here, counted and logged.
+constexpr int64_t kZmqSizeSlack = 2;
+
+// Connecting to a wildcard address does not work everywhere: point local workers at loopback.
+std::string ConnectableEndpoint(std::string ep) {
+  const std::string wildcard = "tcp://0.0.0.0:";
+  if (ep.starts_with(wildcard)) ep = "tcp://127.0.0.1:" + ep.substr(wildcard.size());
+  return ep;
+}
+}  // namespace
+
+Server::Server(const MasterOptions& options, state::StateStore& store, const Clock& clock)
+    : options_(options), store_(store), clock_(clock), engine_([&] {
+        core::EngineConfig c = options.engine;
+        c.first_task_id = std::max<uint64_t>(c.first_task_id, store.MaxTaskId() + 1);
+        return c;
+      }()) {}
+
+Server::~Server() = default;
+
+StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
+                                                 transport::Context& ctx,
+                                                 state::StateStore& store, const Clock& clock) {
+  std::unique_ptr<Server> s(new Server(options, store, clock));
+  transport::SocketOptions so;
+  so.max_message_bytes = int64_t{options.max_message_bytes} * kZmqSizeSlack;
+  so.router_mandatory = true;
+  so.router_handover = true;
+  so.linger_ms = 0;
+  ASSIGN_OR_RETURN(s->workers_sock_, transport::Socket::Create(ctx, transport::SocketType::kRouter, so));
+  ASSIGN_OR_RETURN(s->clients_sock_, transport::Socket::Create(ctx, transport::SocketType::kRouter, so));
+  auto wep = s->workers_sock_->Bind(options.worker_endpoint);
+  if (!wep.ok()) return wep.status().WithContext("--worker-endpoint");
+  s->worker_endpoint_ = *wep;
+  auto cep = s->clients_sock_->Bind(options.client_endpoint);
+  if (!cep.ok()) return cep.status().WithContext("--client-endpoint");
+  s->client_endpoint_ = *cep;
+  s->workers_idx_ = s->poller_.Add(*s->workers_sock_);
+  s->clients_idx_ = s->poller_.Add(*s->clients_sock_);
+  s->poller_.AddFd(s->wake_.fd());
+
+  // Tasks left active in the store (a durable store after a restart) go back to the queue.
+  std::vector<protocol::TaskSpec> none;
+  size_t recovered = 0;
+  RETURN_IF_ERROR(store.ForEachActive([&](protocol::TaskInfo&&) { ++recovered; }));
+  if (recovered > 0) {
+    return FailedPrecondition("this store holds " + std::to_string(recovered) +
+                              " active tasks, and recovery needs the durable state store");
+  }
+
+  if (options.workers > 0) {
+    std::string binary =
+        options.worker_binary.empty() ? WorkerPool::DefaultBinary() : options.worker_binary;
+    std::vector<std::string> argv = {binary,
+                                     "--connect",
+                                     ConnectableEndpoint(s->worker_endpoint_),
+                                     "--threads",
+                                     std::to_string(options.worker_threads),
+                                     "--log-level",
+                                     options.log_level};
+    if (options.log_json) argv.push_back("--log-json");
+    s->pool_ = std::make_unique<WorkerPool>(std::move(argv), options.workers);
+  }
+  return s;
+}
+
+void Server::Stop() {
+  stop_.store(true, std::memory_order_relaxed);
+  wake_.Notify();
+}
+
+Status Server::WriteReadyFile() const {
+  if (options_.ready_file.empty()) return Status::Ok();
+  const std::string tmp = options_.ready_file + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    if (!f) return Unavailable("cannot write ready file " + tmp);
+    f << "{\"client_endpoint\": \"" << client_endpoint_ << "\", \"worker_endpoint\": \""
+      << worker_endpoint_ << "\", \"pid\": " << getpid() << "}\n";
+    if (!f.flush()) return Unavailable("cannot write ready file " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, options_.ready_file, ec);
+  if (ec) return Unavailable("cannot rename ready file: " + ec.message());
+  return Status::Ok();
+}
+
+Status Server::Run() {
+  const core::Now start = Now();
+  if (pool_) RETURN_IF_ERROR(pool_->Start(start.mono));
+  RETURN_IF_ERROR(WriteReadyFile());
+  spdlog::info("serving clients on {} and workers on {}", client_endpoint_, worker_endpoint_);
+
+  while (!stop_.load(std::memory_order_relaxed)) Turn(PollTimeoutMs(Now()), false);
+
+  // Drain: no new submits, no new dispatches; running tasks may still report.
+  spdlog::info("stopping: draining running tasks for up to {} ms", options_.drain_timeout_ms);
+  if (pool_) pool_->Terminate();
+  const Micros drain_until = Now().mono + Micros{options_.drain_timeout_ms} * kMillis;
+  while (Now().mono < drain_until) {
+    const bool children_done = !pool_ || pool_->AllExited();
+    if (children_done && engine_.Stats()["tasks.running"] == 0) break;
+    Turn(20, true);
+  }
+  if (pool_) pool_->Kill();
+  for (const auto& conn : engine_.WorkerConns()) {
+    SendWorker(conn, protocol::Disconnect{DisconnectReason::kShutdown, "master stopping"});
+  }
+  const auto stats = engine_.Stats();
+  spdlog::info("stopped: {} tasks submitted, {} succeeded, {} failed, {} still active",
+               stats.contains("tasks.submitted") ? stats.at("tasks.submitted") : 0,
+               stats.contains("tasks.succeeded") ? stats.at("tasks.succeeded") : 0,
+               stats.contains("tasks.failed") ? stats.at("tasks.failed") : 0,
+               stats.at("tasks.active"));
+  return Status::Ok();
+}
+
+int Server::PollTimeoutMs(core::Now now) const {
+  Micros next = now.mono + kMaxPollMs * kMillis;
+  if (auto d = engine_.NextDeadline()) next = std::min(next, *d);
+  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.begin()->first);
+  next = std::min(next, next_heartbeat_);
+  if (pool_) next = std::min(next, next_supervise_);
+  const Micros wait = next - now.mono;
+  if (wait <= 0) return 0;
+  return static_cast<int>((wait + kMillis - 1) / kMillis);
+}
+
+void Server::Turn(int timeout_ms, bool draining) {
+  if (Status st = poller_.Poll(timeout_ms); !st.ok()) {
+    spdlog::error("poll failed: {}", st.ToString());
+    return;
+  }
+  wake_.Drain();
+  core::Now now = Now();
+  core::Effects fx;
+  transport::Frames frames;
+
+  for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+    auto got = workers_sock_->Recv(&frames);
+    if (!got.ok() || !*got) break;
+    HandleWorkerMessage(frames, now, fx);
+  }
+  for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+    auto got = clients_sock_->Recv(&frames);
+    if (!got.ok() || !*got) break;
+    HandleClientMessage(frames, now, fx, draining);
+  }
+  now = Now();
+  engine_.Tick(now, fx);
+  CarryOut(fx, now);
+  ExpireWaiters(now);
+
+  if (!draining) {
+    for (auto& [conn, tasks] : engine_.Dispatch(now)) {
+      const size_t n = tasks.tasks.size();
+      const std::string header = protocol::EncodeHeader(Command::kTasks);
+      const std::string body = protocol::EncodeBody(tasks);
+      if (Status st = workers_sock_->Send({conn, header, body}); !st.ok()) {
+        // The worker vanished between its last message and now: take its tasks back.
+        spdlog::warn("could not send {} tasks to worker {}: {}", n, PeerName(conn), st.message());
+        core::Effects lost;
+        engine_.OnDisconnect(conn, now, lost);
+        CarryOut(lost, now);
+      }
+    }
+  }
+  if (now.mono >= next_heartbeat_) {
+    for (const auto& conn : engine_.WorkerConns()) SendWorker(conn, protocol::Heartbeat{});
+    next_heartbeat_ = now.mono + Micros{engine_.config().heartbeat_ms} * kMillis;
+  }
+  if (pool_ && !draining && now.mono >= next_supervise_) {
+    pool_->Supervise(now.mono);
+    next_supervise_ = now.mono + kSuperviseEvery;
+  }
+}
+
+void Server::CarryOut(core::Effects& fx, core::Now now) {
+  for (const auto& [conn, w] : fx.welcomes) SendWorker(conn, w);
+  for (const auto& [conn, d] : fx.disconnects) SendWorker(conn, d);
+
+  if (!fx.store_puts.empty()) {
+    if (Status st = store_.Commit(fx.store_puts); !st.ok()) {
+      // Nothing of this batch is acknowledged: clients get an error, workers keep their
+      // results and resend them.
+      spdlog::error("store commit of {} records failed: {}", fx.store_puts.size(), st.ToString());
+      engine_.Count("store.commit_failures");
+      for (size_t i = 0; i < pending_replies_.size(); ++i) {
+        if (pending_commands_[i] == Command::kSubmitReply) {
+          SendClientError(pending_replies_[i].first, 0, st.WithContext("commit failed"));
+        }
+      }
+      pending_replies_.clear();
+      pending_commands_.clear();
+      return;
+    }
+    engine_.Count("store.commits");
+    engine_.Count("store.records", fx.store_puts.size());
+  }
+  for (const auto& [conn, ack] : fx.acks) SendWorker(conn, ack);
+  for (size_t i = 0; i < pending_replies_.size(); ++i) {
+    const std::string header = protocol::EncodeHeader(pending_commands_[i]);
+    if (!clients_sock_->Send({pending_replies_[i].first, header, pending_replies_[i].second}).ok()) {
+      engine_.Count("clients.replies_dropped");
+    }
+  }
+  pending_replies_.clear();
+  pending_commands_.clear();
+
+  for (uint64_t id : fx.finished) {
+    auto it = waiting_on_.find(id);
+    if (it == waiting_on_.end()) continue;
+    for (uint64_t seq : it->second) {
+      auto w = waiters_.find(seq);
+      if (w == waiters_.end()) continue;
+      ReplyTaskState(w->second.conn, w->second.req_id, id);
+      waiters_.erase(w);
+    }
+    waiting_on_.erase(it);
+  }
+  (void)now;
+}
+
+void Server::ExpireWaiters(core::Now now) {
+  while (!waiter_deadlines_.empty() && waiter_deadlines_.begin()->first <= now.mono) {
+    const uint64_t seq = waiter_deadlines_.begin()->second;
+    waiter_deadlines_.erase(waiter_deadlines_.begin());
+    auto w = waiters_.find(seq);
+    if (w == waiters_.end()) continue;
+    ReplyTaskState(w->second.conn, w->second.req_id, w->second.task_id);
+    auto& seqs = waiting_on_[w->second.task_id];
+    seqs.erase(std::remove(seqs.begin(), seqs.end(), seq), seqs.end());
+    if (seqs.empty()) waiting_on_.erase(w->second.task_id);
+    waiters_.erase(w);
+  }
+}
+
+StatusOr<std::optional<protocol::TaskInfo>> Server::Lookup(uint64_t id) const {
+  if (const auto* t = engine_.Find(id)) return std::optional<protocol::TaskInfo>(*t);
+  return store_.Get(id);
+}
+
+void Server::ReplyTaskState(const std::string& conn, uint64_t req_id, uint64_t id) {
+  protocol::GetReply reply{req_id, {}};
+  auto t = Lookup(id);
+  if (!t.ok()) return SendClientError(conn, req_id, t.status());
+  reply.tasks.push_back(std::move(*t));
+  if (reply.tasks.back()) reply.tasks.back()->payload.clear();
+  SendClient(conn, reply);
+}
+
+template <typename M>
+void Server::SendWorker(const std::string& conn, const M& m) {
+  const std::string header = protocol::EncodeHeader(protocol::CommandOf<M>::value);
+  const std::string body = protocol::EncodeBody(m);
+  if (!workers_sock_->Send({conn, header, body}).ok()) engine_.Count("workers.sends_dropped");
+}
+
+template <typename M>
+void Server::SendClient(const std::string& conn, const M& m) {
+  const std::string header = protocol::EncodeHeader(protocol::CommandOf<M>::value);
+  const std::string body = protocol::EncodeBody(m);
+  if (!clients_sock_->Send({conn, header, body}).ok()) engine_.Count("clients.replies_dropped");
+}
+
+void Server::SendClientError(const std::string& conn, uint64_t req_id, const Status& status) {
+  SendClient(conn, protocol::Error{req_id, static_cast<uint8_t>(status.code()), status.message()});
+}
+
+void Server::DisconnectWorker(const std::string& conn, DisconnectReason reason,
+                              const std::string& why, core::Now now, core::Effects& fx) {
+  SendWorker(conn, protocol::Disconnect{reason, why});
+  engine_.OnDisconnect(conn, now, fx);
+}
+
+// ------------------------------------------------------------------ worker port
+
+void Server::HandleWorkerMessage(transport::Frames& frames, core::Now now, core::Effects& fx) {
+  auto& parts = frames.parts;
+  const std::string& conn = parts[0];
+  const std::string peer = PeerName(conn);
+  auto reject = [&](const char* reason, const std::string& detail, DisconnectReason dr) {
+    rejects_.Reject(engine_, now.mono, "worker", reason, peer, detail);
+    DisconnectWorker(conn, dr, detail, now, fx);
+  };
+  if (parts.size() < 3) {
+    return reject("malformed_frame", "expected [header][body], got " +
+                                         std::to_string(parts.size() - 1) + " frames",
+                  DisconnectReason::kProtocolError);
+  }
+  if (parts[2].size() > options_.max_message_bytes) {
+    return reject("too_large",
+                  "body of " + std::to_string(parts[2].size()) + " bytes is over the limit of " +
+                      std::to_string(options_.max_message_bytes),
+                  DisconnectReason::kTooLarge);
+  }
+  Command cmd{};
+  switch (protocol::CheckHeader(parts[1], &cmd)) {
+    case HeaderCheck::kOk:
+      break;
+    case HeaderCheck::kMalformed:
+      return reject("malformed_header", "header is not 'Y' 'D' version command",
+                    DisconnectReason::kProtocolError);
+    case HeaderCheck::kBadVersion:
+      return reject("bad_version",
+                    "protocol version " + std::to_string(static_cast<uint8_t>(parts[1][2])) +
+                        " is not supported (this master speaks 1)",
+                    DisconnectReason::kUnsupportedVersion);
+    case HeaderCheck::kUnknownRequired:
+      return reject("unknown_command",
+                    "unknown command " + std::to_string(static_cast<uint8_t>(parts[1][3])),
+                    DisconnectReason::kUnknownCommand);
+    case HeaderCheck::kUnknownOptional:
+      engine_.Count("ignored.optional_command");
+      return;
+  }
+  const std::string_view body = parts[2];
+
+  if (cmd == Command::kHello) {
+    protocol::Hello hello;
+    if (Status st = protocol::DecodeBody(body, &hello); !st.ok()) {
+      return reject("malformed_body", st.message(), DisconnectReason::kProtocolError);
+    }
+    engine_.OnHello(conn, hello, now, fx);
+    if (engine_.IsKnownWorker(conn)) {
+      spdlog::info("worker {} ({} on {}, pid {}) joined with {} slots, credit {}",
+                   hello.worker_id, peer, hello.hostname, hello.pid, hello.slots, hello.credit);
+    }
+    return;
+  }
+  if (!engine_.IsKnownWorker(conn)) {
+    if (cmd == Command::kDisconnect) return;
+    engine_.Count("workers.unknown_session");
+    SendWorker(conn, protocol::Disconnect{DisconnectReason::kUnknownSession,
+                                          "unknown session: send HELLO"});
+    return;
+  }
+  engine_.Touch(conn, now);
+  Status st;
+  switch (cmd) {
+    case Command::kResults: {
+      protocol::Results m;
+      st = protocol::DecodeBody(body, &m);
+      if (st.ok()) engine_.OnResults(conn, m, now, fx);
+      break;
+    }
+    case Command::kCredit: {
+      protocol::Credit m;
+      st = protocol::DecodeBody(body, &m);
+      if (st.ok()) engine_.OnCredit(conn, m.credit);
+      break;
+    }
+    case Command::kExtend: {
+      protocol::Extend m;
+      st = protocol::DecodeBody(body, &m);
+      if (st.ok()) engine_.OnExtend(conn, m, now);
+      break;
+    }
+    case Command::kHeartbeat: {
+      protocol::Heartbeat m;
+      st = protocol::DecodeBody(body, &m);
+      break;
+    }
+    case Command::kDisconnect: {
+      protocol::Disconnect m;
+      st = protocol::DecodeBody(body, &m);
+      if (st.ok()) {
+        spdlog::info("worker {} said goodbye ({}: {})", peer,
+                     protocol::DisconnectReasonName(m.reason), m.message);
+        engine_.OnDisconnect(conn, now, fx);
+      }
+      break;
+    }
+    default:
+      return reject("unexpected_command",
+                    std::string(protocol::CommandName(cmd)) + " is not sent by workers",
+                    DisconnectReason::kProtocolError);
+  }
+  if (!st.ok()) reject("malformed_body", st.message(), DisconnectReason::kProtocolError);
+}
+
+// ------------------------------------------------------------------ client port
+
+void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core::Effects& fx,
+                                 bool draining) {
+  auto& parts = frames.parts;
+  const std::string& conn = parts[0];
+  const std::string peer = PeerName(conn);
+  auto reject = [&](const char* reason, const std::string& detail, uint64_t req_id = 0) {
+    rejects_.Reject(engine_, now.mono, "client", reason, peer, detail);
+    SendClientError(conn, req_id, InvalidArgument(detail));
+  };
+  if (parts.size() < 3) {
+    return reject("malformed_frame", "expected [header][body], got " +
+                                         std::to_string(parts.size() - 1) + " frames");
+  }
+  if (parts[2].size() > options_.max_message_bytes) {
+    return reject("too_large", "request of " + std::to_string(parts[2].size()) +
+                                   " bytes is over the limit of " +
+                                   std::to_string(options_.max_message_bytes));
+  }
+  Command cmd{};
+  switch (protocol::CheckHeader(parts[1], &cmd)) {
+    case HeaderCheck::kOk:
+      break;
+    case HeaderCheck::kMalformed:
+      return reject("malformed_header", "header is not 'Y' 'D' version command");
+    case HeaderCheck::kBadVersion:
+      return reject("bad_version", "protocol version " +
+                                       std::to_string(static_cast<uint8_t>(parts[1][2])) +
+                                       " is not supported (this master speaks 1)");
+    case HeaderCheck::kUnknownRequired:
+      return reject("unknown_command",
+                    "unknown command " + std::to_string(static_cast<uint8_t>(parts[1][3])));
+    case HeaderCheck::kUnknownOptional:
+      engine_.Count("ignored.optional_command");
+      return;
+  }
+  const std::string_view body = parts[2];
+  auto decode = [&](auto* m) {
+    Status st = protocol::DecodeBody(body, m);
+    if (!st.ok()) reject("malformed_body", st.message());
+    return st.ok();
+  };
+
+  switch (cmd) {
+    case Command::kSubmit: {
+      protocol::Submit m;
+      if (!decode(&m)) return;
+      if (draining) {
+        return SendClientError(conn, m.req_id, Unavailable("master is shutting down"));
+      }
+      auto ids = engine_.Submit(m.tasks, now, fx);
+      if (!ids.ok()) {
+        rejects_.Reject(engine_, now.mono, "client",
+                        ids.status().code() == StatusCode::kResourceExhausted ? "submit_queue_full"
+                                                                              : "submit_invalid",
+                        peer, ids.status().message());
+        return SendClientError(conn, m.req_id, ids.status());
+      }
+      pending_replies_.push_back(
+          {conn, protocol::EncodeBody(protocol::SubmitReply{m.req_id, std::move(*ids)})});
+      pending_commands_.push_back(Command::kSubmitReply);
+      return;
+    }
+    case Command::kGet: {
+      protocol::Get m;
+      if (!decode(&m)) return;
+      protocol::GetReply reply{m.req_id, {}};
+      reply.tasks.reserve(m.ids.size());
+      for (uint64_t id : m.ids) {
+        auto t = Lookup(id);
+        if (!t.ok()) return SendClientError(conn, m.req_id, t.status());
+        if (*t && !m.with_payload) (*t)->payload.clear();
+        reply.tasks.push_back(std::move(*t));
+      }
+      return SendClient(conn, reply);
+    }
+    case Command::kWait: {
+      protocol::Wait m;
+      if (!decode(&m)) return;
+      auto t = Lookup(m.id);
+      if (!t.ok()) return SendClientError(conn, m.req_id, t.status());
+      if (!*t || protocol::IsTerminal((*t)->state) || m.timeout_ms == 0) {
+        return ReplyTaskState(conn, m.req_id, m.id);
+      }
+      if (waiters_.size() >= kMaxWaiters) {
+        rejects_.Reject(engine_, now.mono, "client", "too_many_waiters", peer,
+                        "more than " + std::to_string(kMaxWaiters) + " waits pending");
+        return SendClientError(conn, m.req_id, ResourceExhausted("too many waits pending"));
+      }
+      const uint64_t seq = next_waiter_++;
+      waiters_[seq] = {conn, m.req_id, m.id};
+      waiting_on_[m.id].push_back(seq);
+      waiter_deadlines_.insert({now.mono + Micros{m.timeout_ms} * kMillis, seq});
+      return;
+    }
+    case Command::kCancel: {
+      protocol::Cancel m;
+      if (!decode(&m)) return;
+      auto state = engine_.Cancel(m.id, now, fx);
+      if (state.ok()) {
+        pending_replies_.push_back(
+            {conn, protocol::EncodeBody(protocol::CancelReply{m.req_id, *state})});
+        pending_commands_.push_back(Command::kCancelReply);
+        return;
+      }
+      auto t = Lookup(m.id);
+      if (t.ok() && *t) {
+        return SendClientError(
+            conn, m.req_id,
+            FailedPrecondition("task " + std::to_string(m.id) + " already finished (" +
+                               protocol::TaskStateName((*t)->state) + ")"));
+      }
+      return SendClientError(conn, m.req_id, NotFound("no task " + std::to_string(m.id)));
+    }
+    case Command::kWorkers: {
+      protocol::Workers m;
+      if (!decode(&m)) return;
+      return SendClient(conn, protocol::WorkersReply{m.req_id, engine_.WorkerInfos(now)});
+    }
+    case Command::kStats: {
+      protocol::Stats m;
+      if (!decode(&m)) return;
+      return SendClient(conn, protocol::StatsReply{m.req_id, engine_.Stats()});
+    }
+    default:
+      return reject("unexpected_command",
+                    std::string(protocol::CommandName(cmd)) + " is not a client request");
+  }
+}
+
+}  // namespace yard::server

@@ -1,0 +1,97 @@
+// Server: the master's event loop. One thread (the caller of Run) owns both ZeroMQ ROUTER
+// sockets, the engine and the store; each turn it reads a bounded number of messages from
+// each port, commits the turn's records to the store in one batch, then sends what waited on
+// that commit (submit replies, result ACKs), dispatches ready tasks and serves timers.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/transport/socket.h"
+#include "master/core/engine.h"
+#include "master/server/options.h"
+#include "master/server/reject_log.h"
+#include "master/server/worker_pool.h"
+#include "master/state/state_store.h"
+
+namespace yard::server {
+
+class Server {
+ public:
+  // Binds both ports and, with options.workers > 0, prepares the embedded worker pool.
+  // `ctx`, `store` and `clock` must outlive the server.
+  static StatusOr<std::unique_ptr<Server>> Create(const MasterOptions& options,
+                                                  transport::Context& ctx,
+                                                  state::StateStore& store, const Clock& clock);
+  ~Server();
+
+  // Serves until Stop(), then drains (stops intake and dispatch, lets running tasks report for
+  // up to drain_timeout, stops embedded workers) and says DISCONNECT to every worker.
+  Status Run();
+  // Asks Run to stop. Thread-safe and async-signal-safe.
+  void Stop();
+
+  const std::string& client_endpoint() const { return client_endpoint_; }
+  const std::string& worker_endpoint() const { return worker_endpoint_; }
+
+ private:
+  Server(const MasterOptions& options, state::StateStore& store, const Clock& clock);
+
+  core::Now Now() const { return {clock_.Now(), clock_.WallNow()}; }
+  Status WriteReadyFile() const;
+  // One loop turn; `draining` stops intake and dispatch.
+  void Turn(int timeout_ms, bool draining);
+  void HandleWorkerMessage(transport::Frames& frames, core::Now now, core::Effects& fx);
+  void HandleClientMessage(transport::Frames& frames, core::Now now, core::Effects& fx,
+                           bool draining);
+  void CarryOut(core::Effects& fx, core::Now now);
+  void ExpireWaiters(core::Now now);
+  void ReplyTaskState(const std::string& conn, uint64_t req_id, uint64_t id);
+  StatusOr<std::optional<protocol::TaskInfo>> Lookup(uint64_t id) const;
+  int PollTimeoutMs(core::Now now) const;
+
+  template <typename M>
+  void SendWorker(const std::string& conn, const M& m);
+  template <typename M>
+  void SendClient(const std::string& conn, const M& m);
+  void SendClientError(const std::string& conn, uint64_t req_id, const Status& status);
+  void DisconnectWorker(const std::string& conn, protocol::DisconnectReason reason,
+                        const std::string& why, core::Now now, core::Effects& fx);
+
+  MasterOptions options_;
+  state::StateStore& store_;
+  const Clock& clock_;
+  core::Engine engine_;
+  RejectLog rejects_;
+  std::unique_ptr<transport::Socket> workers_sock_;
+  std::unique_ptr<transport::Socket> clients_sock_;
+  transport::Notifier wake_;
+  transport::Poller poller_;
+  size_t workers_idx_ = 0, clients_idx_ = 0;
+  std::string client_endpoint_, worker_endpoint_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::atomic<bool> stop_{false};
+  Micros next_heartbeat_ = 0;
+  Micros next_supervise_ = 0;
+
+  // Client replies that acknowledge something in this turn's batch: sent after the commit.
+  std::vector<std::pair<std::string, std::string>> pending_replies_;  // conn, encoded body
+  std::vector<protocol::Command> pending_commands_;
+
+  struct Waiter {
+    std::string conn;
+    uint64_t req_id;
+    uint64_t task_id;
+  };
+  uint64_t next_waiter_ = 1;
+  std::map<uint64_t, Waiter> waiters_;                         // by waiter sequence
+  std::unordered_map<uint64_t, std::vector<uint64_t>> waiting_on_;  // task id -> sequences
+  std::multimap<Micros, uint64_t> waiter_deadlines_;
+};
+
+}  // namespace yard::server

@@ -1,0 +1,331 @@
+#include "worker/session.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "common/protocol/codec.h"
+
+namespace yard::worker {
+
+using protocol::Command;
+using protocol::DisconnectReason;
+
+namespace {
+constexpr Micros kFirstBackoff = 100 * kMillis;
+constexpr Micros kMaxBackoff = 5 * kSeconds;
+constexpr size_t kMaxResultsPerMessage = 1024;
+constexpr int kMaxMessagesPerTurn = 256;
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+}  // namespace
+
+Session::Session(const WorkerOptions& options, transport::Context& ctx,
+                 const HandlerRegistry& registry, const Clock& clock)
+    : options_(options),
+      ctx_(ctx),
+      registry_(registry),
+      clock_(clock),
+      executor_(registry, options.threads, [this] { wake_.Notify(); }) {
+  hello_.hostname = Hostname();
+  hello_.pid = static_cast<uint32_t>(getpid());
+  hello_.worker_id =
+      options_.id.empty() ? hello_.hostname + "-" + std::to_string(hello_.pid) : options_.id;
+  hello_.incarnation = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  hello_.handlers = registry.Types();
+  hello_.slots = options_.threads;
+  hello_.tags = options_.tags;
+  links_.resize(options_.connect.size());
+  for (size_t i = 0; i < links_.size(); ++i) links_[i].endpoint = options_.connect[i];
+}
+
+Session::~Session() { executor_.Stop(); }
+
+void Session::Stop() {
+  stop_.store(true, std::memory_order_relaxed);
+  wake_.Notify();
+}
+
+uint32_t Session::Window() const {
+  return options_.credit ? options_.credit : std::max<uint32_t>(32, 32 * options_.threads);
+}
+
+void Session::RebuildPoller() {
+  poller_ = std::make_unique<transport::Poller>();
+  poll_index_.assign(links_.size(), SIZE_MAX);
+  for (size_t i = 0; i < links_.size(); ++i) {
+    if (links_[i].sock) poll_index_[i] = poller_->Add(*links_[i].sock);
+  }
+  poller_->AddFd(wake_.fd());
+  poller_dirty_ = false;
+}
+
+Status Session::Connect(Link& l, Micros now) {
+  transport::SocketOptions so;
+  so.linger_ms = 0;
+  ASSIGN_OR_RETURN(l.sock, transport::Socket::Create(ctx_, transport::SocketType::kDealer, so));
+  RETURN_IF_ERROR(l.sock->Connect(l.endpoint));
+  poller_dirty_ = true;
+  SendHello(l, now);
+  return Status::Ok();
+}
+
+void Session::ScheduleReconnect(Link& l, Micros now, const std::string& why) {
+  l.backoff = std::clamp(l.backoff * 2, kFirstBackoff, kMaxBackoff);
+  spdlog::warn("master {}: {}; reconnecting in {} ms", l.endpoint, why, l.backoff / kMillis);
+  l.sock.reset();
+  poller_dirty_ = true;
+  l.phase = Phase::kIdle;
+  l.reconnect_at = now + l.backoff;
+}
+
+void Session::SendHello(Link& l, Micros now) {
+  protocol::Hello h = hello_;
+  const uint32_t window = draining_ ? 0 : Window();
+  h.credit = window > l.held ? window - l.held : 0;
+  l.master_credit = h.credit;
+  l.phase = Phase::kHello;
+  l.phase_since = now;
+  Send(l, h, now);
+}
+
+template <typename M>
+bool Session::Send(Link& l, const M& m, Micros now) {
+  if (!l.sock) return false;
+  const std::string header = protocol::EncodeHeader(protocol::CommandOf<M>::value);
+  const std::string body = protocol::EncodeBody(m);
+  if (!l.sock->Send({header, body}).ok()) return false;
+  l.last_send = now;
+  return true;
+}
+
+void Session::SendResults(Link& l, std::vector<protocol::ResultMsg> results, uint32_t credit,
+                          Micros now) {
+  for (auto& r : results) l.unacked[{r.id, r.attempt}] = r;
+  if (l.phase != Phase::kActive) return;  // resent after the next WELCOME
+  for (size_t from = 0; from < results.size(); from += kMaxResultsPerMessage) {
+    const size_t to = std::min(results.size(), from + kMaxResultsPerMessage);
+    protocol::Results msg;
+    msg.credit = from == 0 ? credit : 0;
+    msg.results.assign(std::make_move_iterator(results.begin() + static_cast<ptrdiff_t>(from)),
+                       std::make_move_iterator(results.begin() + static_cast<ptrdiff_t>(to)));
+    Send(l, msg, now);
+  }
+  l.master_credit += credit;
+}
+
+void Session::CollectDone(Micros now) {
+  std::vector<Done> done;
+  executor_.TakeDone(&done);
+  if (done.empty()) return;
+  std::vector<std::vector<protocol::ResultMsg>> per_link(links_.size());
+  for (auto& d : done) {
+    if (d.result.outcome == protocol::Outcome::kOk) ++completed_;
+    per_link[d.link].push_back(std::move(d.result));
+  }
+  for (size_t i = 0; i < links_.size(); ++i) {
+    if (per_link[i].empty()) continue;
+    Link& l = links_[i];
+    const auto n = static_cast<uint32_t>(per_link[i].size());
+    l.held -= std::min(l.held, n);
+    // While draining, no new credit: the master should stop sending.
+    SendResults(l, std::move(per_link[i]), draining_ ? 0 : n, now);
+  }
+}
+
+void Session::Release(std::vector<Job> jobs, Micros now) {
+  std::vector<std::vector<protocol::ResultMsg>> per_link(links_.size());
+  for (auto& j : jobs) {
+    protocol::ResultMsg r;
+    r.id = j.task.id;
+    r.attempt = j.task.attempt;
+    r.outcome = protocol::Outcome::kReleased;
+    r.error = "worker draining";
+    per_link[j.link].push_back(std::move(r));
+  }
+  for (size_t i = 0; i < links_.size(); ++i) {
+    if (per_link[i].empty()) continue;
+    auto n = static_cast<uint32_t>(per_link[i].size());
+    links_[i].held -= std::min(links_[i].held, n);
+    SendResults(links_[i], std::move(per_link[i]), 0, now);
+  }
+}
+
+Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros now) {
+  Link& l = links_[index];
+  l.last_recv = now;
+  auto& parts = frames.parts;
+  Command cmd{};
+  if (parts.size() < 2) {
+    spdlog::warn("master {}: ignored a message of {} frames", l.endpoint, parts.size());
+    return Status::Ok();
+  }
+  switch (protocol::CheckHeader(parts[0], &cmd)) {
+    case protocol::HeaderCheck::kOk:
+      break;
+    case protocol::HeaderCheck::kUnknownOptional:
+      return Status::Ok();
+    default:
+      spdlog::warn("master {}: ignored a message with a bad header", l.endpoint);
+      return Status::Ok();
+  }
+  const std::string_view body = parts[1];
+  auto bad = [&](const Status& st) {
+    spdlog::warn("master {}: ignored malformed {}: {}", l.endpoint, protocol::CommandName(cmd),
+                 st.message());
+    return Status::Ok();
+  };
+  switch (cmd) {
+    case Command::kWelcome: {
+      protocol::Welcome w;
+      if (Status st = protocol::DecodeBody(body, &w); !st.ok()) return bad(st);
+      l.phase = Phase::kActive;
+      l.heartbeat_ms = std::max<uint32_t>(w.heartbeat_ms, 10);
+      l.liveness = std::max<uint32_t>(w.liveness, 1);
+      l.backoff = 0;
+      spdlog::info("master {}: joined as {} (session {}, credit {})", l.endpoint,
+                   hello_.worker_id, w.session, l.master_credit);
+      // Results the master never acknowledged (it may have restarted) go again.
+      std::vector<protocol::ResultMsg> again;
+      for (const auto& [key, r] : l.unacked) again.push_back(r);
+      if (!again.empty()) {
+        spdlog::info("master {}: resending {} unacknowledged results", l.endpoint, again.size());
+        SendResults(l, std::move(again), 0, now);
+      }
+      return Status::Ok();
+    }
+    case Command::kTasks: {
+      protocol::Tasks t;
+      if (Status st = protocol::DecodeBody(body, &t); !st.ok()) return bad(st);
+      const auto n = static_cast<uint32_t>(t.tasks.size());
+      if (n > l.master_credit) {
+        spdlog::warn("master {}: sent {} tasks with only {} credit", l.endpoint, n,
+                     l.master_credit);
+      }
+      l.master_credit -= std::min(l.master_credit, n);
+      l.held += n;
+      std::vector<Job> jobs;
+      jobs.reserve(n);
+      for (auto& task : t.tasks) jobs.push_back({index, std::move(task)});
+      if (draining_) {
+        Release(std::move(jobs), now);
+      } else {
+        executor_.Submit(std::move(jobs));
+      }
+      return Status::Ok();
+    }
+    case Command::kAck: {
+      protocol::Ack a;
+      if (Status st = protocol::DecodeBody(body, &a); !st.ok()) return bad(st);
+      for (const auto& ref : a.refs) l.unacked.erase({ref.id, ref.attempt});
+      return Status::Ok();
+    }
+    case Command::kHeartbeat:
+      return Status::Ok();
+    case Command::kDisconnect: {
+      protocol::Disconnect d;
+      if (Status st = protocol::DecodeBody(body, &d); !st.ok()) return bad(st);
+      switch (d.reason) {
+        case DisconnectReason::kUnknownSession:
+        case DisconnectReason::kHeartbeatTimeout:
+          spdlog::info("master {}: {} ({}); saying HELLO again", l.endpoint,
+                       protocol::DisconnectReasonName(d.reason), d.message);
+          SendHello(l, now);
+          return Status::Ok();
+        case DisconnectReason::kDuplicateWorker:
+          return AlreadyExists("master " + l.endpoint + " refused worker id '" +
+                               hello_.worker_id + "': " + d.message);
+        default:
+          ScheduleReconnect(l, now,
+                            std::string("master said ") +
+                                protocol::DisconnectReasonName(d.reason) + ": " + d.message);
+          return Status::Ok();
+      }
+    }
+    default:
+      spdlog::warn("master {}: ignored unexpected {}", l.endpoint, protocol::CommandName(cmd));
+      return Status::Ok();
+  }
+}
+
+void Session::Timers(Micros now) {
+  for (auto& l : links_) {
+    const Micros silence = Micros{l.liveness} * l.heartbeat_ms * kMillis;
+    switch (l.phase) {
+      case Phase::kIdle:
+        if (!stop_.load() && now >= l.reconnect_at) {
+          if (Status st = Connect(l, now); !st.ok()) ScheduleReconnect(l, now, st.message());
+        }
+        break;
+      case Phase::kHello:
+        if (now - l.phase_since > silence) ScheduleReconnect(l, now, "no WELCOME");
+        break;
+      case Phase::kActive:
+        if (now - l.last_recv > silence) {
+          ScheduleReconnect(l, now, "master silent for " + std::to_string(silence / kMillis) + " ms");
+        } else if (now - l.last_send >= Micros{l.heartbeat_ms} * kMillis) {
+          Send(l, protocol::Heartbeat{}, now);
+        }
+        break;
+    }
+  }
+}
+
+Status Session::Run() {
+  executor_.Start();
+  Micros drain_deadline = 0;
+  while (true) {
+    Micros now = clock_.Now();
+    if (stop_.load() && !draining_) {
+      draining_ = true;
+      drain_deadline = now + options_.drain_timeout;
+      const size_t running = executor_.busy();
+      std::vector<Job> queued = executor_.TakeQueued();
+      spdlog::info("stopping: releasing {} queued tasks, waiting for {} running", queued.size(),
+                   running - std::min(running, queued.size()));
+      Release(std::move(queued), now);
+    }
+    if (draining_) {
+      bool delivered = executor_.busy() == 0;
+      for (const auto& l : links_) {
+        if (l.phase == Phase::kActive && !l.unacked.empty()) delivered = false;
+      }
+      if (delivered || now >= drain_deadline) {
+        if (!delivered) spdlog::warn("drain timeout: leaving with work unfinished or unacked");
+        for (auto& l : links_) {
+          if (l.phase == Phase::kActive) {
+            Send(l, protocol::Disconnect{DisconnectReason::kShutdown, "worker stopping"}, now);
+          }
+        }
+        break;
+      }
+    }
+    Timers(now);
+    if (poller_dirty_) RebuildPoller();
+    if (Status st = poller_->Poll(draining_ ? 20 : 100); !st.ok()) return st;
+    wake_.Drain();
+    now = clock_.Now();
+    transport::Frames frames;
+    for (size_t i = 0; i < links_.size(); ++i) {
+      if (poll_index_[i] == SIZE_MAX || !poller_->Readable(poll_index_[i])) continue;
+      for (int n = 0; n < kMaxMessagesPerTurn && links_[i].sock; ++n) {
+        auto got = links_[i].sock->Recv(&frames);
+        if (!got.ok() || !*got) break;
+        RETURN_IF_ERROR(HandleMessage(i, frames, now));
+      }
+    }
+    CollectDone(now);
+  }
+  executor_.Stop();
+  CollectDone(clock_.Now());
+  spdlog::info("stopped after completing {} tasks", completed_);
+  return Status::Ok();
+}
+
+}  // namespace yard::worker
