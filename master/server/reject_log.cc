@@ -5,9 +5,10 @@
 namespace yard::server {
 
 void RejectLog::Reject(core::Engine& engine, Micros now, std::string_view port,
-                       std::string_view reason, std::string_view peer, std::string_view detail) {
+                       std::string_view reason, std::string_view peer, std::string_view detail,
+                       bool count) {
   std::string key(reason);
-  engine.Count("rejected." + key);
+  if (count) engine.Count("rejected." + key);
   Window& w = windows_[key];
   if (now - w.start >= kSeconds) {
     if (w.suppressed > 0) {

@@ -15,9 +15,10 @@ namespace yard::server {
 class RejectLog {
  public:
   static constexpr int kLinesPerSecond = 10;
-  // Counts the rejection in `engine`'s counters and logs it unless over the rate.
+  // Counts the rejection in `engine`'s counters (unless the engine counted it already) and
+  // logs it unless over the rate.
   void Reject(core::Engine& engine, Micros now, std::string_view port, std::string_view reason,
-              std::string_view peer, std::string_view detail);
+              std::string_view peer, std::string_view detail, bool count = true);
 
  private:
   struct Window {

@@ -456,10 +456,10 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
       }
       auto ids = engine_.Submit(m.tasks, now, fx);
       if (!ids.ok()) {
-        rejects_.Reject(engine_, now.mono, "client",
-                        ids.status().code() == StatusCode::kResourceExhausted ? "submit_queue_full"
-                                                                              : "submit_invalid",
-                        peer, ids.status().message());
+        // The engine counts queue-full refusals itself (rejected.queue_full, per task).
+        const bool full = ids.status().code() == StatusCode::kResourceExhausted;
+        rejects_.Reject(engine_, now.mono, "client", full ? "queue_full" : "invalid_task", peer,
+                        ids.status().message(), /*count=*/!full);
         return SendClientError(conn, m.req_id, ids.status());
       }
       pending_replies_.push_back(
@@ -489,7 +489,7 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
         return ReplyTaskState(conn, m.req_id, m.id);
       }
       if (waiters_.size() >= kMaxWaiters) {
-        rejects_.Reject(engine_, now.mono, "client", "too_many_waiters", peer,
+        rejects_.Reject(engine_, now.mono, "client", "too_many_waits", peer,
                         "more than " + std::to_string(kMaxWaiters) + " waits pending");
         return SendClientError(conn, m.req_id, ResourceExhausted("too many waits pending"));
       }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Standalone Yard on this machine: installs, builds (Release) and starts a master with N
+# embedded workers, submits a short demo and shows its results, then keeps serving until
+# Ctrl-C. Usage: deploy/up.sh [--demo] [--workers N]
+#   --demo        exit after the demo (the master stops with SIGTERM and must exit 0)
+#   --workers N   embedded workers (default 2)
+# Ports: YARD_CLIENT_PORT (default 7070) and YARD_WORKER_PORT (default 7071); 0 picks free ones.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+demo_only=0
+workers=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --demo) demo_only=1 ;;
+    --workers) workers="${2:?--workers needs a number}"; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "up.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+bash "$YARD_ROOT/deploy/bootstrap.sh"
+echo "== building (Release)"
+yard_build "$YARD_ROOT/build" Release yard_master_bin yard_worker_bin yard_cli_bin
+BIN="$YARD_ROOT/build/bin"
+
+RUN_DIR="$(mktemp -d /tmp/yard-up.XXXXXX)"
+echo "== starting yard-master with $workers workers (logs in $RUN_DIR/master.log)"
+"$BIN/yard-master" \
+  --client-endpoint "tcp://127.0.0.1:${YARD_CLIENT_PORT:-7070}" \
+  --worker-endpoint "tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}" \
+  --workers "$workers" --ready-file "$RUN_DIR/ready.json" >"$RUN_DIR/master.log" 2>&1 &
+MASTER_PID=$!
+
+stop_master() {
+  if kill -0 "$MASTER_PID" 2>/dev/null; then
+    kill -TERM "$MASTER_PID"
+    local rc=0
+    wait "$MASTER_PID" || rc=$?
+    echo "== yard-master stopped (exit $rc)"
+    return "$rc"
+  fi
+}
+trap 'stop_master; exit $?' INT TERM
+
+for _ in $(seq 1 100); do
+  [ -s "$RUN_DIR/ready.json" ] && break
+  kill -0 "$MASTER_PID" 2>/dev/null || { cat "$RUN_DIR/master.log"; echo "yard-master failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+[ -s "$RUN_DIR/ready.json" ] || { echo "yard-master did not become ready" >&2; exit 1; }
+CLIENT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_endpoint"])' "$RUN_DIR/ready.json")"
+export YARD_MASTER="$CLIENT"
+yard() { "$BIN/yard" "$@"; }
+
+# Embedded workers connect within a moment; wait for them so the demo runs on all of them.
+for _ in $(seq 1 50); do
+  [ "$(yard --json workers | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -ge "$workers" ] && break
+  sleep 0.1
+done
+
+echo "== demo (master at $CLIENT)"
+echo "\$ yard submit echo 'hello from yard' --wait"
+yard submit echo 'hello from yard' --wait
+echo "\$ yard submit telemetry.stats '[21.5, 22.0, 22.4, 23.1, 35.9]' --wait"
+yard submit telemetry.stats '[21.5, 22.0, 22.4, 23.1, 35.9]' --wait
+echo "\$ yard submit telemetry.threshold '{\"limit\": 30, \"readings\": [21.5, 35.9, 22.4]}' --wait"
+yard submit telemetry.threshold '{"limit": 30, "readings": [21.5, 35.9, 22.4]}' --wait
+echo "\$ seq 1 1000 | yard submit echo - --each-line --wait"
+seq 1 1000 | yard submit echo - --each-line --wait
+echo "\$ yard submit fail oops --max-attempts 2 --wait   # fails on purpose, retried once"
+yard submit fail oops --max-attempts 2 --wait || echo "(exit code $? as documented: the task failed)"
+echo "\$ yard workers"
+yard workers
+echo "\$ yard stats"
+yard stats
+
+if [ "$demo_only" -eq 1 ]; then
+  stop_master
+  exit $?
+fi
+echo "== Yard is serving at $CLIENT (workers: tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}). Ctrl-C stops it."
+echo "   try: YARD_MASTER=$CLIENT $BIN/yard submit echo hi --wait"
+wait "$MASTER_PID"
