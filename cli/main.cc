@@ -28,6 +28,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
 constexpr size_t kSubmitBatch = 1000;
+constexpr size_t kSubmitBatchBytes = 4u << 20;  // well under the master's message limit
 constexpr Micros kWaitSlice = 30 * yard::kSeconds;
 
 struct Globals {
@@ -274,16 +275,26 @@ int main(int argc, char** argv) {
       specs.push_back(std::move(spec));
     }
     std::vector<uint64_t> ids;
-    for (size_t from = 0; from < specs.size(); from += kSubmitBatch) {
-      std::vector<yard::protocol::TaskSpec> batch(
-          specs.begin() + static_cast<ptrdiff_t>(from),
-          specs.begin() + static_cast<ptrdiff_t>(std::min(specs.size(), from + kSubmitBatch)));
-      auto got = c.Submit(batch);
-      if (!got.ok()) {
-        if (!ids.empty()) std::cerr << "yard: " << ids.size() << " tasks were submitted before the error\n";
-        return Fail(got.status());
+    std::vector<yard::protocol::TaskSpec> batch;
+    size_t batch_bytes = 0;
+    for (size_t i = 0; i <= specs.size(); ++i) {
+      const bool last = i == specs.size();
+      if (!batch.empty() && (last || batch.size() >= kSubmitBatch ||
+                             batch_bytes + specs[i].payload.size() > kSubmitBatchBytes)) {
+        auto got = c.Submit(batch);
+        if (!got.ok()) {
+          if (!ids.empty()) {
+            std::cerr << "yard: " << ids.size() << " tasks were submitted before the error\n";
+          }
+          return Fail(got.status());
+        }
+        ids.insert(ids.end(), got->begin(), got->end());
+        batch.clear();
+        batch_bytes = 0;
       }
-      ids.insert(ids.end(), got->begin(), got->end());
+      if (last) break;
+      batch_bytes += specs[i].payload.size();
+      batch.push_back(std::move(specs[i]));
     }
     if (!wait) {
       if (g.json) {

@@ -1,7 +1,7 @@
 # yard_cc_library(NAME SRCS ... DEPS ...), yard_cc_binary(NAME OUTPUT ... SRCS ... DEPS ...),
 # yard_cc_test(NAME SRCS ... DEPS ... [LABELS ...]): one place for warnings and include roots.
 set(YARD_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
-    -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+    -Wcast-align -Wunused -Woverloaded-virtual -Wimplicit-fallthrough)
 if(YARD_WERROR)
   list(APPEND YARD_WARNINGS -Werror)
 endif()

@@ -5,8 +5,9 @@
 
 namespace yard::worker {
 
-Executor::Executor(const HandlerRegistry& registry, size_t threads, std::function<void()> on_done)
-    : registry_(registry), threads_(threads), on_done_(std::move(on_done)) {}
+Executor::Executor(const HandlerRegistry& registry, const Clock& clock, size_t threads,
+                   std::function<void()> on_done)
+    : registry_(registry), clock_(clock), threads_(threads), on_done_(std::move(on_done)) {}
 
 Executor::~Executor() { Stop(); }
 
@@ -54,6 +55,12 @@ void Executor::TakeDone(std::vector<Done>* out) {
   }
 }
 
+void Executor::TakeLateStarts(std::vector<LateStart>* out) {
+  std::lock_guard lock(mu_);
+  for (auto& l : late_) out->push_back(l);
+  late_.clear();
+}
+
 size_t Executor::busy() const {
   std::lock_guard lock(mu_);
   return queue_.size() + running_;
@@ -67,7 +74,16 @@ void Executor::Loop() {
     Job job = std::move(queue_.front());
     queue_.pop_front();
     ++running_;
+    // The master's lease started when it sent the task; a prefetched task may have waited
+    // here most of it. Ask for a fresh lease so the lease bounds run time, not queue time.
+    bool wake = false;
+    const Micros waited = clock_.Now() - job.received;
+    if (waited > Micros{job.task.lease_ms} * kMillis / 4) {
+      wake = late_.empty();
+      late_.push_back({job.link, {job.task.id, job.task.attempt}, job.task.lease_ms});
+    }
     lock.unlock();
+    if (wake) on_done_();
     Done done{job.link, Run(job.task)};
     lock.lock();
     --running_;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/protocol/messages.h"
 #include "worker/handlers/registry.h"
 
@@ -20,6 +21,14 @@ namespace yard::worker {
 struct Job {
   size_t link = 0;  // which master connection the task came from
   protocol::TaskMsg task;
+  Micros received = 0;  // monotonic time the worker got it
+};
+
+// A task that started after waiting long in the worker's queue: its lease should be renewed.
+struct LateStart {
+  size_t link = 0;
+  protocol::TaskRef ref;
+  uint32_t lease_ms = 0;
 };
 
 struct Done {
@@ -29,8 +38,9 @@ struct Done {
 
 class Executor {
  public:
-  // `registry` must outlive the executor.
-  Executor(const HandlerRegistry& registry, size_t threads, std::function<void()> on_done);
+  // `registry` and `clock` must outlive the executor.
+  Executor(const HandlerRegistry& registry, const Clock& clock, size_t threads,
+           std::function<void()> on_done);
   ~Executor();
 
   void Start();
@@ -42,6 +52,8 @@ class Executor {
   std::vector<Job> TakeQueued();
   // Appends finished results to `out`.
   void TakeDone(std::vector<Done>* out);
+  // Appends tasks that started after waiting over a quarter of their lease in the queue.
+  void TakeLateStarts(std::vector<LateStart>* out);
   // Jobs queued or running.
   size_t busy() const;
 
@@ -50,6 +62,7 @@ class Executor {
   protocol::ResultMsg Run(const protocol::TaskMsg& task) const;
 
   const HandlerRegistry& registry_;
+  const Clock& clock_;
   const size_t threads_;
   std::function<void()> on_done_;
   std::atomic<bool> stop_{false};
@@ -57,6 +70,7 @@ class Executor {
   std::condition_variable cv_;
   std::deque<Job> queue_;
   std::vector<Done> done_;
+  std::vector<LateStart> late_;
   size_t running_ = 0;
   std::vector<std::thread> pool_;
 };

@@ -32,7 +32,7 @@ Session::Session(const WorkerOptions& options, transport::Context& ctx,
       ctx_(ctx),
       registry_(registry),
       clock_(clock),
-      executor_(registry, options.threads, [this] { wake_.Notify(); }) {
+      executor_(registry, clock, options.threads, [this] { wake_.Notify(); }) {
   hello_.hostname = Hostname();
   hello_.pid = static_cast<uint32_t>(getpid());
   hello_.worker_id =
@@ -107,20 +107,49 @@ bool Session::Send(Link& l, const M& m, Micros now) {
 
 void Session::SendResults(Link& l, std::vector<protocol::ResultMsg> results, uint32_t credit,
                           Micros now) {
-  for (auto& r : results) l.unacked[{r.id, r.attempt}] = r;
-  if (l.phase != Phase::kActive) return;  // resent after the next WELCOME
-  for (size_t from = 0; from < results.size(); from += kMaxResultsPerMessage) {
-    const size_t to = std::min(results.size(), from + kMaxResultsPerMessage);
-    protocol::Results msg;
-    msg.credit = from == 0 ? credit : 0;
-    msg.results.assign(std::make_move_iterator(results.begin() + static_cast<ptrdiff_t>(from)),
-                       std::make_move_iterator(results.begin() + static_cast<ptrdiff_t>(to)));
-    Send(l, msg, now);
+  // An output the master could never accept would be resent forever: fail it instead.
+  const size_t max_output = l.max_message_bytes / 2;
+  for (auto& r : results) {
+    if (r.output.size() > max_output) {
+      r.error = "output of " + std::to_string(r.output.size()) +
+                " bytes is over the master's limit of " + std::to_string(max_output);
+      r.output.clear();
+      r.outcome = protocol::Outcome::kFailPermanent;
+    }
+    l.unacked[{r.id, r.attempt}] = r;
   }
+  if (l.phase != Phase::kActive) return;  // resent after the next WELCOME
+  protocol::Results msg;
+  msg.credit = credit;
+  size_t bytes = 0;
+  for (auto& r : results) {
+    const size_t size = r.output.size() + r.error.size();
+    if (!msg.results.empty() &&
+        (msg.results.size() >= kMaxResultsPerMessage || bytes + size > max_output)) {
+      Send(l, msg, now);
+      msg = {};
+      bytes = 0;
+    }
+    bytes += size;
+    msg.results.push_back(std::move(r));
+  }
+  if (!msg.results.empty()) Send(l, msg, now);
   l.master_credit += credit;
 }
 
 void Session::CollectDone(Micros now) {
+  std::vector<LateStart> late;
+  executor_.TakeLateStarts(&late);
+  std::map<std::pair<size_t, uint32_t>, protocol::Extend> extends;  // by link and lease
+  for (const auto& s : late) {
+    auto& e = extends[{s.link, s.lease_ms}];
+    e.lease_ms = s.lease_ms;
+    e.refs.push_back(s.ref);
+  }
+  for (const auto& [key, e] : extends) {
+    Link& l = links_[key.first];
+    if (l.phase == Phase::kActive) Send(l, e, now);
+  }
   std::vector<Done> done;
   executor_.TakeDone(&done);
   if (done.empty()) return;
@@ -188,6 +217,7 @@ Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros no
       l.phase = Phase::kActive;
       l.heartbeat_ms = std::max<uint32_t>(w.heartbeat_ms, 10);
       l.liveness = std::max<uint32_t>(w.liveness, 1);
+      if (w.max_message_bytes >= 4096) l.max_message_bytes = w.max_message_bytes;
       l.backoff = 0;
       spdlog::info("master {}: joined as {} (session {}, credit {})", l.endpoint,
                    hello_.worker_id, w.session, l.master_credit);
@@ -212,7 +242,7 @@ Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros no
       l.held += n;
       std::vector<Job> jobs;
       jobs.reserve(n);
-      for (auto& task : t.tasks) jobs.push_back({index, std::move(task)});
+      for (auto& task : t.tasks) jobs.push_back({index, std::move(task), now});
       if (draining_) {
         Release(std::move(jobs), now);
       } else {

@@ -22,6 +22,7 @@ Status EngineConfig::Validate() const {
   if (heartbeat_ms == 0) return InvalidArgument("heartbeat_ms must be > 0");
   if (liveness == 0) return InvalidArgument("liveness must be > 0");
   if (max_batch == 0) return InvalidArgument("max_batch must be > 0");
+  if (max_batch_bytes == 0) return InvalidArgument("max_batch_bytes must be > 0");
   if (default_timeout_ms == 0 || default_timeout_ms > kMaxLeaseMs) {
     return InvalidArgument("timeout must be between 1 ms and 24 h");
   }
@@ -268,7 +269,8 @@ void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, 
   rotation_.push_back(conn);
   counters_["workers.registered"]++;
   fx.welcomes.push_back({conn,
-                         {w.session, config_.heartbeat_ms, config_.liveness, 0, config_.max_batch}});
+                         {w.session, config_.heartbeat_ms, config_.liveness,
+                          config_.max_message_bytes, config_.max_batch}});
 }
 
 void Engine::RemoveWorker(const ConnId& conn, bool count_failures, const std::string& reason,
@@ -472,13 +474,20 @@ std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
   for (size_t i = 0; i < n; ++i) {
     auto& tasks = batches[i].tasks;
     counters_["tasks.dispatches"] += tasks.size();
-    for (size_t from = 0; from < tasks.size(); from += config_.max_batch) {
-      const size_t to = std::min<size_t>(tasks.size(), from + config_.max_batch);
-      protocol::Tasks chunk;
-      chunk.tasks.assign(std::make_move_iterator(tasks.begin() + static_cast<ptrdiff_t>(from)),
-                         std::make_move_iterator(tasks.begin() + static_cast<ptrdiff_t>(to)));
-      out.push_back({rotation_[i], std::move(chunk)});
+    // Chunks of at most max_batch tasks and max_batch_bytes of payload (at least one task).
+    protocol::Tasks chunk;
+    uint64_t bytes = 0;
+    for (auto& t : tasks) {
+      if (!chunk.tasks.empty() && (chunk.tasks.size() >= config_.max_batch ||
+                                   bytes + t.payload.size() > config_.max_batch_bytes)) {
+        out.push_back({rotation_[i], std::move(chunk)});
+        chunk = {};
+        bytes = 0;
+      }
+      bytes += t.payload.size();
+      chunk.tasks.push_back(std::move(t));
     }
+    if (!chunk.tasks.empty()) out.push_back({rotation_[i], std::move(chunk)});
   }
   return out;
 }

@@ -46,6 +46,8 @@ struct EngineConfig {
   uint32_t heartbeat_ms = 1000;
   uint32_t liveness = 3;
   uint32_t max_batch = 256;          // tasks per TASKS message
+  uint64_t max_batch_bytes = 8u << 20;  // payload bytes per TASKS message (one task may exceed it)
+  uint32_t max_message_bytes = 16u << 20;  // announced to workers in WELCOME
   uint64_t max_active = 1000000;     // queued + dispatched; beyond it submits are refused
   uint32_t max_payload_bytes = 1 << 20;
   uint64_t first_task_id = 1;

@@ -205,8 +205,13 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
     std::cerr << "yard-master: " << st.message() << "\n";
     return 2;
   }
-  if (o->max_message_bytes < 1024) {
-    std::cerr << "yard-master: --max-message-bytes: must be at least 1024\n";
+  if (o->max_message_bytes < 4096) {
+    std::cerr << "yard-master: --max-message-bytes: must be at least 4096\n";
+    return 2;
+  }
+  if (o->engine.max_payload_bytes > o->max_message_bytes / 2) {
+    std::cerr << "yard-master: --max-payload-bytes must be at most half of --max-message-bytes ("
+              << o->max_message_bytes / 2 << ")\n";
     return 2;
   }
   return std::nullopt;

@@ -37,6 +37,8 @@ Server::Server(const MasterOptions& options, state::StateStore& store, const Clo
     : options_(options), store_(store), clock_(clock), engine_([&] {
         core::EngineConfig c = options.engine;
         c.first_task_id = std::max<uint64_t>(c.first_task_id, store.MaxTaskId() + 1);
+        c.max_message_bytes = options.max_message_bytes;
+        c.max_batch_bytes = options.max_message_bytes / 2;
         return c;
       }()) {}
 

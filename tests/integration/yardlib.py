@@ -1,0 +1,176 @@
+"""Helpers for Yard's integration tests: start the real binaries on port 0 in a temp dir,
+speak the client protocol (docs/protocol.md) from Python, wait on conditions with deadlines.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import msgpack
+import zmq
+
+STATES = ["queued", "dispatched", "succeeded", "failed", "cancelled", "dead"]
+TASK_FIELDS = ["id", "type", "state", "priority", "key", "attempt", "failures", "max_attempts",
+               "timeout_ms", "payload", "result", "error", "worker", "submitted_us",
+               "dispatched_us", "finished_us"]
+WORKER_FIELDS = ["id", "host", "pid", "handlers", "slots", "credit", "inflight", "completed",
+                 "failed", "connected_us", "last_seen_ms"]
+
+
+def bin_dir():
+    d = os.environ.get("YARD_BIN_DIR")
+    if not d:
+        d = os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin")
+    return os.path.abspath(d)
+
+
+def wait_until(predicate, timeout, what):
+    """Polls `predicate` until it is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
+        time.sleep(0.02)
+
+
+class Process:
+    """A child process whose output goes to a log file; stop() sends SIGTERM, returns the code."""
+
+    def __init__(self, args, log_path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.exit_code = None
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.log_path}: did not exit within {timeout}s of SIGTERM")
+        finally:
+            self._log.close()
+        return self.exit_code
+
+    def kill(self):
+        self.proc.kill()
+        self.exit_code = self.proc.wait()
+        self._log.close()
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Master(Process):
+    """yard-master on port 0; endpoints read from its ready file. A context manager that stops
+    it with SIGTERM on exit (and checks nothing: tests assert `exit_code == 0`)."""
+
+    def __init__(self, workdir, *extra):
+        ready = os.path.join(workdir, "ready.json")
+        if os.path.exists(ready):
+            os.remove(ready)
+        super().__init__([os.path.join(bin_dir(), "yard-master"),
+                          "--client-endpoint", "tcp://127.0.0.1:0",
+                          "--worker-endpoint", "tcp://127.0.0.1:0",
+                          "--ready-file", ready, *extra],
+                         os.path.join(workdir, "master.log"))
+        wait_until(lambda: os.path.exists(ready) or self.proc.poll() is not None, 15,
+                   "master ready file")
+        if self.proc.poll() is not None:
+            raise AssertionError("master exited at start:\n" + self.log())
+        with open(ready) as f:
+            info = json.load(f)
+        self.client_endpoint = info["client_endpoint"]
+        self.worker_endpoint = info["worker_endpoint"]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.exit_code is None:
+            self.stop()
+
+
+class Worker(Process):
+    def __init__(self, workdir, endpoint, name, *extra):
+        super().__init__([os.path.join(bin_dir(), "yard-worker"), "--connect", endpoint,
+                          "--id", name, *extra],
+                         os.path.join(workdir, f"worker-{name}.log"))
+
+
+class ClientConn:
+    """The client port protocol over a DEALER socket (docs/protocol.md)."""
+
+    def __init__(self, endpoint, timeout=10):
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.timeout_ms = int(timeout * 1000)
+        self.next_req = 1
+
+    def close(self):
+        self.sock.close()
+
+    def call(self, command, fields, reply_command, extra_wait_ms=0):
+        req = self.next_req
+        self.next_req += 1
+        self.sock.send_multipart([b"YD\x01" + bytes([command]),
+                                  msgpack.packb([req, *fields], use_bin_type=True)])
+        deadline = time.monotonic() + (self.timeout_ms + extra_wait_ms) / 1000
+        while True:
+            left = int((deadline - time.monotonic()) * 1000)
+            if left <= 0 or not self.sock.poll(left):
+                raise TimeoutError(f"no reply to command 0x{command:02x}")
+            header, body = self.sock.recv_multipart()[:2]
+            msg = msgpack.unpackb(body, raw=False, strict_map_key=False)
+            if msg[0] != req:
+                continue
+            if header[3] == 0x2F:
+                raise RuntimeError(f"master error {msg[1]}: {msg[2]}")
+            assert header[3] == reply_command, header
+            return msg
+
+    @staticmethod
+    def _task(t):
+        if t is None:
+            return None
+        d = dict(zip(TASK_FIELDS, t))
+        d["state"] = STATES[d["state"]]
+        return d
+
+    def submit(self, tasks):
+        """tasks: dicts with type, payload (bytes) and optional key, priority, max_attempts,
+        timeout_ms. Returns the ids."""
+        specs = [[t["type"], t.get("payload", b""), t.get("key", ""), t.get("priority", 5),
+                  t.get("max_attempts", 0), t.get("timeout_ms", 0), ""] for t in tasks]
+        ids = []
+        for i in range(0, len(specs), 1000):
+            ids += self.call(0x20, [specs[i:i + 1000]], 0x21)[1]
+        return ids
+
+    def get(self, ids, with_payload=False):
+        out = []
+        for i in range(0, len(ids), 1000):
+            out += [self._task(t) for t in self.call(0x22, [ids[i:i + 1000], with_payload],
+                                                      0x23)[1]]
+        return out
+
+    def wait(self, task_id, timeout_ms):
+        return self._task(self.call(0x24, [task_id, timeout_ms], 0x23, timeout_ms)[1][0])
+
+    def cancel(self, task_id):
+        return STATES[self.call(0x26, [task_id], 0x27)[1]]
+
+    def workers(self):
+        return [dict(zip(WORKER_FIELDS, w)) for w in self.call(0x28, [], 0x29)[1]]
+
+    def stats(self):
+        return self.call(0x2A, [], 0x2B)[1]
