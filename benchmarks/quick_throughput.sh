@@ -19,7 +19,10 @@ until [ "$("$BIN/yard" --json workers | python3 -c 'import json,sys; print(len(j
 seq 1 "$N" | awk '{printf "%099d\n", $1}' >"$DIR/payloads"   # 100-byte lines
 
 start=$(date +%s.%N)
-"$BIN/yard" submit echo --payload-file "$DIR/payloads" --each-line >/dev/null
+last=$("$BIN/yard" --json submit echo --payload-file "$DIR/payloads" --each-line |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["ids"][-1])')
+# Block on the last task (answered by the master, no polling), then confirm the count.
+"$BIN/yard" wait "$last" >/dev/null
 until [ "$("$BIN/yard" --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin).get("tasks.succeeded", 0))')" -ge "$N" ]; do
   sleep 0.02
 done
