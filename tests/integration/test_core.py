@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import msgpack
-import pytest
 import zmq
 
 import yardlib
