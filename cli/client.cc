@@ -87,7 +87,8 @@ StatusOr<std::vector<std::optional<protocol::TaskInfo>>> Client::Get(
 StatusOr<std::optional<protocol::TaskInfo>> Client::Wait(uint64_t id, Micros wait) {
   const auto ms = static_cast<uint32_t>(std::min<Micros>(wait / kMillis, UINT32_MAX));
   ASSIGN_OR_RETURN(auto reply, Call<protocol::GetReply>(protocol::Wait{0, id, ms}, wait));
-  if (reply.tasks.size() != 1) return Internal("WAIT answered with " + std::to_string(reply.tasks.size()) + " tasks");
+  if (reply.tasks.size() != 1)
+    return Internal("WAIT answered with " + std::to_string(reply.tasks.size()) + " tasks");
   return std::move(reply.tasks[0]);
 }
 

@@ -52,7 +52,11 @@ int Fail(const Status& st) {
 bool IsUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const size_t extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 4;
+    const size_t extra = c < 0x80           ? 0
+                         : (c >> 5) == 0x6  ? 1
+                         : (c >> 4) == 0xE  ? 2
+                         : (c >> 3) == 0x1E ? 3
+                                            : 4;
     if (extra == 4 || i + extra >= s.size()) return false;  // bad lead byte or cut short
     for (size_t k = 1; k <= extra; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
@@ -137,7 +141,10 @@ void PrintTask(const TaskInfo& t) {
             << "  finished    " << FormatWall(t.finished_us) << "\n";
   if (!t.error.empty()) std::cout << "  error       " << t.error << "\n";
   if (t.state == TaskState::kSucceeded) {
-    std::cout << "  result      " << (IsUtf8(t.result) ? t.result : "(" + std::to_string(t.result.size()) + " bytes of binary)") << "\n";
+    std::cout << "  result      "
+              << (IsUtf8(t.result) ? t.result
+                                   : "(" + std::to_string(t.result.size()) + " bytes of binary)")
+              << "\n";
   }
 }
 
@@ -172,7 +179,9 @@ yard::StatusOr<TaskInfo> WaitFor(Client& c, uint64_t id, Micros limit) {
   }
 }
 
-int ExitForTask(const TaskInfo& t) { return t.state == TaskState::kSucceeded ? kExitOk : kExitFailed; }
+int ExitForTask(const TaskInfo& t) {
+  return t.state == TaskState::kSucceeded ? kExitOk : kExitFailed;
+}
 
 }  // namespace
 
@@ -181,9 +190,10 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("YARD_MASTER");
   g.master = env && *env ? env : "tcp://127.0.0.1:7070";
 
-  CLI::App app{"yard: submit and inspect Yard tasks.\n"
-               "Exit codes: 0 ok, 1 task failed or request refused, 2 usage error, "
-               "3 master unreachable or timed out."};
+  CLI::App app{
+      "yard: submit and inspect Yard tasks.\n"
+      "Exit codes: 0 ok, 1 task failed or request refused, 2 usage error, "
+      "3 master unreachable or timed out."};
   app.require_subcommand(1);
   app.add_option("--master", g.master, "master client endpoint (env YARD_MASTER)")
       ->capture_default_str();
@@ -202,7 +212,8 @@ int main(int argc, char** argv) {
   submit->add_option("payload", payload, "payload text, or - to read stdin");
   submit->add_option("--payload-file", payload_file, "read the payload from a file");
   submit->add_option("--key", key, "ordering key: tasks with one key run one at a time, in order");
-  submit->add_option("--priority", priority, "0 (highest) .. 9")->check(CLI::Range(0, 9))
+  submit->add_option("--priority", priority, "0 (highest) .. 9")
+      ->check(CLI::Range(0, 9))
       ->capture_default_str();
   submit->add_option("--timeout", timeout, "lease: retry if no result by then (e.g. 30s)");
   submit->add_option("--max-attempts", max_attempts, "attempts before the task is failed");
@@ -217,7 +228,8 @@ int main(int argc, char** argv) {
   status->add_option("id", id, "task id")->required();
   auto* waitc = app.add_subcommand("wait", "wait until a task finishes");
   waitc->add_option("id", id, "task id")->required();
-  waitc->add_option("--timeout", limit, "give up after this long (0: never)")->capture_default_str();
+  waitc->add_option("--timeout", limit, "give up after this long (0: never)")
+      ->capture_default_str();
   auto* result = app.add_subcommand("result", "print a finished task's result");
   result->add_option("id", id, "task id")->required();
   auto* cancel = app.add_subcommand("cancel", "cancel a queued or running task");
@@ -397,10 +409,16 @@ int main(int argc, char** argv) {
     if (g.json) {
       Json arr = Json::array();
       for (const auto& w : *ws) {
-        arr.push_back({{"id", w.worker_id}, {"host", w.hostname}, {"pid", w.pid},
-                       {"handlers", w.handlers}, {"slots", w.slots}, {"credit", w.credit},
-                       {"inflight", w.inflight}, {"completed", w.completed},
-                       {"failed", w.failed}, {"connected_us", w.connected_us},
+        arr.push_back({{"id", w.worker_id},
+                       {"host", w.hostname},
+                       {"pid", w.pid},
+                       {"handlers", w.handlers},
+                       {"slots", w.slots},
+                       {"credit", w.credit},
+                       {"inflight", w.inflight},
+                       {"completed", w.completed},
+                       {"failed", w.failed},
+                       {"connected_us", w.connected_us},
                        {"last_seen_ms", w.last_seen_ms}});
       }
       std::cout << arr.dump() << "\n";
@@ -425,7 +443,8 @@ int main(int argc, char** argv) {
     if (g.json) {
       std::cout << Json(*s).dump() << "\n";
     } else {
-      for (const auto& [k, v] : *s) std::printf("%-32s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+      for (const auto& [k, v] : *s)
+        std::printf("%-32s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
     }
     return kExitOk;
   }

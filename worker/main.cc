@@ -25,11 +25,12 @@ int main(int argc, char** argv) {
   CLI::App app{"yard-worker: runs Yard tasks for one or more masters."};
   app.add_option("--connect", o.connect,
                  "master worker endpoint, e.g. tcp://127.0.0.1:7071 (repeat for several masters)");
-  app.add_option("--threads", o.threads, "tasks run at once")->capture_default_str()
+  app.add_option("--threads", o.threads, "tasks run at once")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--id", o.id, "worker id (default: <hostname>-<pid>)");
-  app.add_option("--credit", o.credit,
-                 "tasks prefetched per master (default: 32 per thread)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--credit", o.credit, "tasks prefetched per master (default: 32 per thread)")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--handlers", only, "run only these task types (default: all built-ins)")
       ->delimiter(',');
   app.add_option("--tag", o.tags, "tag announced to the master (repeatable)");

@@ -219,8 +219,8 @@ Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros no
       l.liveness = std::max<uint32_t>(w.liveness, 1);
       if (w.max_message_bytes >= 4096) l.max_message_bytes = w.max_message_bytes;
       l.backoff = 0;
-      spdlog::info("master {}: joined as {} (session {}, credit {})", l.endpoint,
-                   hello_.worker_id, w.session, l.master_credit);
+      spdlog::info("master {}: joined as {} (session {}, credit {})", l.endpoint, hello_.worker_id,
+                   w.session, l.master_credit);
       // Results the master never acknowledged (it may have restarted) go again.
       std::vector<protocol::ResultMsg> again;
       for (const auto& [key, r] : l.unacked) again.push_back(r);
@@ -269,12 +269,12 @@ Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros no
           SendHello(l, now);
           return Status::Ok();
         case DisconnectReason::kDuplicateWorker:
-          return AlreadyExists("master " + l.endpoint + " refused worker id '" +
-                               hello_.worker_id + "': " + d.message);
+          return AlreadyExists("master " + l.endpoint + " refused worker id '" + hello_.worker_id +
+                               "': " + d.message);
         default:
           ScheduleReconnect(l, now,
-                            std::string("master said ") +
-                                protocol::DisconnectReasonName(d.reason) + ": " + d.message);
+                            std::string("master said ") + protocol::DisconnectReasonName(d.reason) +
+                                ": " + d.message);
           return Status::Ok();
       }
     }
@@ -298,7 +298,8 @@ void Session::Timers(Micros now) {
         break;
       case Phase::kActive:
         if (now - l.last_recv > silence) {
-          ScheduleReconnect(l, now, "master silent for " + std::to_string(silence / kMillis) + " ms");
+          ScheduleReconnect(l, now,
+                            "master silent for " + std::to_string(silence / kMillis) + " ms");
         } else if (now - l.last_send >= Micros{l.heartbeat_ms} * kMillis) {
           Send(l, protocol::Heartbeat{}, now);
         }

@@ -62,8 +62,8 @@ class Session {
     uint32_t heartbeat_ms = 1000;
     uint32_t liveness = 3;
     uint32_t max_message_bytes = 16u << 20;  // from WELCOME
-    uint32_t master_credit = 0;  // tasks the master may still send us
-    uint32_t held = 0;           // tasks of this link queued or running here
+    uint32_t master_credit = 0;              // tasks the master may still send us
+    uint32_t held = 0;                       // tasks of this link queued or running here
     std::map<ResultKey, protocol::ResultMsg> unacked;
   };
 

@@ -9,9 +9,8 @@
 // array elements, so later versions may append fields.
 #include "common/protocol/codec.h"
 
-#include <msgpack.hpp>
-
 #include <limits>
+#include <msgpack.hpp>
 #include <type_traits>
 
 namespace yard::protocol {
@@ -423,8 +422,9 @@ std::string EncodeBody(const Credit& m) {
 }
 
 Status DecodeBody(std::string_view body, Credit* m) {
-  return Unpack(body, "CREDIT", 1,
-                [&](const Obj* f, size_t) { return AsUint(f[0], {"CREDIT", "credit"}, &m->credit); });
+  return Unpack(body, "CREDIT", 1, [&](const Obj* f, size_t) {
+    return AsUint(f[0], {"CREDIT", "credit"}, &m->credit);
+  });
 }
 
 std::string EncodeBody(const Ack& m) {
@@ -435,7 +435,8 @@ std::string EncodeBody(const Ack& m) {
 }
 
 Status DecodeBody(std::string_view body, Ack* m) {
-  return Unpack(body, "ACK", 1, [&](const Obj* f, size_t) { return AsRefs(f[0], "ACK", &m->refs); });
+  return Unpack(body, "ACK", 1,
+                [&](const Obj* f, size_t) { return AsRefs(f[0], "ACK", &m->refs); });
 }
 
 std::string EncodeBody(const Heartbeat&) {
@@ -518,8 +519,7 @@ Status DecodeBody(std::string_view body, Submit* m) {
       RETURN_IF_ERROR(AsUint(t[3], {"SUBMIT.tasks", "priority", idx}, &out.priority));
       RETURN_IF_ERROR(AsUint(t[4], {"SUBMIT.tasks", "max_attempts", idx}, &out.max_attempts));
       RETURN_IF_ERROR(AsUint(t[5], {"SUBMIT.tasks", "timeout_ms", idx}, &out.timeout_ms));
-      RETURN_IF_ERROR(
-          AsStr(t[6], {"SUBMIT.tasks", "idempotency_key", idx}, &out.idempotency_key));
+      RETURN_IF_ERROR(AsStr(t[6], {"SUBMIT.tasks", "idempotency_key", idx}, &out.idempotency_key));
     }
     return Status::Ok();
   });
@@ -542,7 +542,8 @@ Status DecodeBody(std::string_view body, SubmitReply* m) {
     RETURN_IF_ERROR(AsArray(f[1], 0, {"SUBMIT_REPLY", "ids"}, &items, &n));
     m->ids.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      RETURN_IF_ERROR(AsUint(items[i], {"SUBMIT_REPLY", "ids", static_cast<int64_t>(i)}, &m->ids[i]));
+      RETURN_IF_ERROR(
+          AsUint(items[i], {"SUBMIT_REPLY", "ids", static_cast<int64_t>(i)}, &m->ids[i]));
     }
     return Status::Ok();
   });
@@ -666,8 +667,9 @@ std::string EncodeReqOnly(const M& m) {
 }
 template <typename M>
 Status DecodeReqOnly(std::string_view body, const char* name, M* m) {
-  return Unpack(body, name, 1,
-                [&](const Obj* f, size_t) { return AsUint(f[0], {name, "req_id"}, &m->req_id); });
+  return Unpack(body, name, 1, [&](const Obj* f, size_t) {
+    return AsUint(f[0], {name, "req_id"}, &m->req_id);
+  });
 }
 }  // namespace
 

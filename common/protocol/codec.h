@@ -79,9 +79,9 @@ Status DecodeBody(std::string_view body, TaskInfo* m);
 // The command that carries each message type.
 template <typename M>
 struct CommandOf;
-#define YARD_COMMAND_OF(Type, Cmd) \
-  template <>                      \
-  struct CommandOf<Type> {         \
+#define YARD_COMMAND_OF(Type, Cmd)                 \
+  template <>                                      \
+  struct CommandOf<Type> {                         \
     static constexpr Command value = Command::Cmd; \
   };
 YARD_COMMAND_OF(Hello, kHello)

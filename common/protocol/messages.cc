@@ -4,27 +4,48 @@ namespace yard::protocol {
 
 const char* CommandName(Command c) {
   switch (c) {
-    case Command::kHello: return "HELLO";
-    case Command::kWelcome: return "WELCOME";
-    case Command::kTasks: return "TASKS";
-    case Command::kResults: return "RESULTS";
-    case Command::kCredit: return "CREDIT";
-    case Command::kAck: return "ACK";
-    case Command::kHeartbeat: return "HEARTBEAT";
-    case Command::kExtend: return "EXTEND";
-    case Command::kDisconnect: return "DISCONNECT";
-    case Command::kSubmit: return "SUBMIT";
-    case Command::kSubmitReply: return "SUBMIT_REPLY";
-    case Command::kGet: return "GET";
-    case Command::kGetReply: return "GET_REPLY";
-    case Command::kWait: return "WAIT";
-    case Command::kCancel: return "CANCEL";
-    case Command::kCancelReply: return "CANCEL_REPLY";
-    case Command::kWorkers: return "WORKERS";
-    case Command::kWorkersReply: return "WORKERS_REPLY";
-    case Command::kStats: return "STATS";
-    case Command::kStatsReply: return "STATS_REPLY";
-    case Command::kError: return "ERROR";
+    case Command::kHello:
+      return "HELLO";
+    case Command::kWelcome:
+      return "WELCOME";
+    case Command::kTasks:
+      return "TASKS";
+    case Command::kResults:
+      return "RESULTS";
+    case Command::kCredit:
+      return "CREDIT";
+    case Command::kAck:
+      return "ACK";
+    case Command::kHeartbeat:
+      return "HEARTBEAT";
+    case Command::kExtend:
+      return "EXTEND";
+    case Command::kDisconnect:
+      return "DISCONNECT";
+    case Command::kSubmit:
+      return "SUBMIT";
+    case Command::kSubmitReply:
+      return "SUBMIT_REPLY";
+    case Command::kGet:
+      return "GET";
+    case Command::kGetReply:
+      return "GET_REPLY";
+    case Command::kWait:
+      return "WAIT";
+    case Command::kCancel:
+      return "CANCEL";
+    case Command::kCancelReply:
+      return "CANCEL_REPLY";
+    case Command::kWorkers:
+      return "WORKERS";
+    case Command::kWorkersReply:
+      return "WORKERS_REPLY";
+    case Command::kStats:
+      return "STATS";
+    case Command::kStatsReply:
+      return "STATS_REPLY";
+    case Command::kError:
+      return "ERROR";
   }
   return "UNKNOWN";
 }
@@ -36,36 +57,54 @@ bool IsKnownCommand(uint8_t c) {
 
 const char* DisconnectReasonName(DisconnectReason r) {
   switch (r) {
-    case DisconnectReason::kShutdown: return "shutdown";
-    case DisconnectReason::kUnknownSession: return "unknown_session";
-    case DisconnectReason::kProtocolError: return "protocol_error";
-    case DisconnectReason::kUnsupportedVersion: return "unsupported_version";
-    case DisconnectReason::kDuplicateWorker: return "duplicate_worker";
-    case DisconnectReason::kUnknownCommand: return "unknown_command";
-    case DisconnectReason::kHeartbeatTimeout: return "heartbeat_timeout";
-    case DisconnectReason::kTooLarge: return "too_large";
+    case DisconnectReason::kShutdown:
+      return "shutdown";
+    case DisconnectReason::kUnknownSession:
+      return "unknown_session";
+    case DisconnectReason::kProtocolError:
+      return "protocol_error";
+    case DisconnectReason::kUnsupportedVersion:
+      return "unsupported_version";
+    case DisconnectReason::kDuplicateWorker:
+      return "duplicate_worker";
+    case DisconnectReason::kUnknownCommand:
+      return "unknown_command";
+    case DisconnectReason::kHeartbeatTimeout:
+      return "heartbeat_timeout";
+    case DisconnectReason::kTooLarge:
+      return "too_large";
   }
   return "unknown";
 }
 
 const char* OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kOk: return "ok";
-    case Outcome::kFailRetry: return "fail_retry";
-    case Outcome::kFailPermanent: return "fail_permanent";
-    case Outcome::kReleased: return "released";
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kFailRetry:
+      return "fail_retry";
+    case Outcome::kFailPermanent:
+      return "fail_permanent";
+    case Outcome::kReleased:
+      return "released";
   }
   return "unknown";
 }
 
 const char* TaskStateName(TaskState s) {
   switch (s) {
-    case TaskState::kQueued: return "queued";
-    case TaskState::kDispatched: return "dispatched";
-    case TaskState::kSucceeded: return "succeeded";
-    case TaskState::kFailed: return "failed";
-    case TaskState::kCancelled: return "cancelled";
-    case TaskState::kDead: return "dead";
+    case TaskState::kQueued:
+      return "queued";
+    case TaskState::kDispatched:
+      return "dispatched";
+    case TaskState::kSucceeded:
+      return "succeeded";
+    case TaskState::kFailed:
+      return "failed";
+    case TaskState::kCancelled:
+      return "cancelled";
+    case TaskState::kDead:
+      return "dead";
   }
   return "unknown";
 }

@@ -68,8 +68,8 @@ const char* DisconnectReasonName(DisconnectReason r);
 // ---- worker port ----
 
 struct Hello {
-  std::string worker_id;  // stable name chosen by the operator or derived from host+pid
-  uint64_t incarnation = 0;  // random per process start; distinguishes restarts of one id
+  std::string worker_id;              // stable name chosen by the operator or derived from host+pid
+  uint64_t incarnation = 0;           // random per process start; distinguishes restarts of one id
   std::vector<std::string> handlers;  // task types this worker runs
   uint32_t slots = 0;                 // tasks it runs at once
   uint32_t credit = 0;                // tasks the master may send before more credit arrives
@@ -154,11 +154,11 @@ constexpr uint8_t kLowestPriority = 9;
 struct TaskSpec {
   std::string type;
   std::string payload;
-  std::string key;                // tasks with one key run one at a time, in submit order
+  std::string key;                      // tasks with one key run one at a time, in submit order
   uint8_t priority = kDefaultPriority;  // 0 highest .. 9 lowest
-  uint32_t max_attempts = 0;      // 0: the master's default
-  uint32_t timeout_ms = 0;        // lease; 0: the master's default
-  std::string idempotency_key;    // reserved for the durable-state release; must be empty
+  uint32_t max_attempts = 0;            // 0: the master's default
+  uint32_t timeout_ms = 0;              // lease; 0: the master's default
+  std::string idempotency_key;          // reserved for the durable-state release; must be empty
 };
 
 struct Submit {
@@ -199,7 +199,7 @@ struct TaskInfo {
   std::string payload;
   std::string result;
   std::string error;
-  std::string worker;  // worker_id of the last dispatch
+  std::string worker;        // worker_id of the last dispatch
   int64_t submitted_us = 0;  // wall clock, microseconds since the Unix epoch
   int64_t dispatched_us = 0;
   int64_t finished_us = 0;
@@ -247,7 +247,7 @@ struct WorkerInfo {
   uint32_t inflight = 0;  // tasks out to this worker now
   uint64_t completed = 0;
   uint64_t failed = 0;
-  int64_t connected_us = 0;  // wall clock
+  int64_t connected_us = 0;   // wall clock
   uint32_t last_seen_ms = 0;  // since the master last heard from it
 };
 

@@ -55,7 +55,7 @@ struct Frames {
 class Socket {
  public:
   static StatusOr<std::unique_ptr<Socket>> Create(Context& ctx, SocketType type,
-                                                 const SocketOptions& options);
+                                                  const SocketOptions& options);
   ~Socket();
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;

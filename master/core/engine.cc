@@ -176,8 +176,8 @@ void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, E
     ++t.info.failures;
     t.info.error = reason;
     if (t.info.failures >= t.info.max_attempts) {
-      t.info.error = "gave up after " + std::to_string(t.info.failures) + " failed attempts: " +
-                     reason;
+      t.info.error =
+          "gave up after " + std::to_string(t.info.failures) + " failed attempts: " + reason;
       Finish(t, TaskState::kFailed, now, fx);
       return;
     }
@@ -217,10 +217,10 @@ void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, 
   }
   for (const auto& h : hello.handlers) {
     if (h.empty() || h.size() > kMaxTypeLength) {
-      return reject(protocol::DisconnectReason::kProtocolError,
-                    "HELLO.handlers: a type must be 1.." + std::to_string(kMaxTypeLength) +
-                        " bytes",
-                    "rejected.bad_hello");
+      return reject(
+          protocol::DisconnectReason::kProtocolError,
+          "HELLO.handlers: a type must be 1.." + std::to_string(kMaxTypeLength) + " bytes",
+          "rejected.bad_hello");
     }
   }
 
@@ -289,8 +289,7 @@ void Engine::RemoveWorker(const ConnId& conn, bool count_failures, const std::st
   if (rotation_start_ >= rotation_.size()) rotation_start_ = 0;
 }
 
-void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now now,
-                       Effects& fx) {
+void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now now, Effects& fx) {
   auto wit = workers_.find(conn);
   if (wit == workers_.end()) return;
   Worker& w = wit->second;
@@ -305,8 +304,8 @@ void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now
       continue;
     }
     Task& t = it->second;
-    const bool current = t.info.state == TaskState::kDispatched && t.holder == conn &&
-                         r.attempt == t.info.attempt;
+    const bool current =
+        t.info.state == TaskState::kDispatched && t.holder == conn && r.attempt == t.info.attempt;
     if (r.outcome == Outcome::kOk) {
       // A late success still completes the task: the work is done, whoever holds it now.
       if (!current) counters_["results.late_accepted"]++;
@@ -395,11 +394,10 @@ void Engine::Tick(Now now, Effects& fx) {
       continue;  // finished, redispatched or extended since
     }
     counters_["leases.expired"]++;
-    Requeue(t,
-            true,
-            "lease of " + std::to_string(t.info.timeout_ms) + " ms expired on worker " +
-                t.info.worker,
-            now, fx);
+    Requeue(
+        t, true,
+        "lease of " + std::to_string(t.info.timeout_ms) + " ms expired on worker " + t.info.worker,
+        now, fx);
   }
 }
 

@@ -45,10 +45,10 @@ struct EngineConfig {
   uint32_t default_max_attempts = 3;
   uint32_t heartbeat_ms = 1000;
   uint32_t liveness = 3;
-  uint32_t max_batch = 256;          // tasks per TASKS message
+  uint32_t max_batch = 256;             // tasks per TASKS message
   uint64_t max_batch_bytes = 8u << 20;  // payload bytes per TASKS message (one task may exceed it)
   uint32_t max_message_bytes = 16u << 20;  // announced to workers in WELCOME
-  uint64_t max_active = 1000000;     // queued + dispatched; beyond it submits are refused
+  uint64_t max_active = 1000000;           // queued + dispatched; beyond it submits are refused
   uint32_t max_payload_bytes = 1 << 20;
   uint64_t first_task_id = 1;
 
@@ -174,7 +174,7 @@ class Engine {
   EngineConfig config_;
   uint64_t next_id_;
   uint64_t next_session_ = 1;
-  std::unordered_map<uint64_t, Task> tasks_;  // active: queued or dispatched
+  std::unordered_map<uint64_t, Task> tasks_;               // active: queued or dispatched
   std::unordered_map<std::string, PriorityQueues> ready_;  // by type; lazy deletion
   std::unordered_map<std::string, KeyLine> keys_;
   std::priority_queue<Lease, std::vector<Lease>, std::greater<>> leases_;  // lazy deletion

@@ -1,8 +1,9 @@
 #include "master/server/options.h"
 
+#include <toml++/toml.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
-#include <toml++/toml.h>
 #include <variant>
 #include <vector>
 
@@ -21,8 +22,8 @@ struct DurationSetting {
 using Target = std::variant<std::string*, uint32_t*, uint64_t*, bool*, DurationSetting*>;
 
 struct Setting {
-  const char* flag;      // "--timeout"
-  const char* key;       // "master.timeout"
+  const char* flag;  // "--timeout"
+  const char* key;   // "master.timeout"
   const char* help;
   Target target;
 };
@@ -101,8 +102,7 @@ std::optional<std::string> FindConfigFlag(int argc, char** argv) {
 std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
   DurationSetting timeout{std::to_string(o->engine.default_timeout_ms) + "ms",
                           &o->engine.default_timeout_ms};
-  DurationSetting heartbeat{std::to_string(o->engine.heartbeat_ms) + "ms",
-                            &o->engine.heartbeat_ms};
+  DurationSetting heartbeat{std::to_string(o->engine.heartbeat_ms) + "ms", &o->engine.heartbeat_ms};
   DurationSetting drain{std::to_string(o->drain_timeout_ms) + "ms", &o->drain_timeout_ms};
   std::string config_path;
 
@@ -113,22 +113,20 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
       {"--worker-endpoint", "master.worker_endpoint",
        "ZeroMQ endpoint for workers; port 0 picks a free port", &o->worker_endpoint},
       {"--timeout", "master.timeout",
-       "default task lease: a task with no result by then is retried (e.g. 30s, 500ms)",
-       &timeout},
+       "default task lease: a task with no result by then is retried (e.g. 30s, 500ms)", &timeout},
       {"--max-attempts", "master.max_attempts",
        "default attempts before a failing task is given up", &o->engine.default_max_attempts},
       {"--heartbeat", "master.heartbeat", "heartbeat interval sent to workers", &heartbeat},
       {"--liveness", "master.liveness", "heartbeats a worker may miss before it is dead",
        &o->engine.liveness},
-      {"--max-batch", "master.max_batch", "most tasks in one TASKS message",
-       &o->engine.max_batch},
+      {"--max-batch", "master.max_batch", "most tasks in one TASKS message", &o->engine.max_batch},
       {"--max-queued", "master.max_queued",
        "most active (queued + running) tasks; submits beyond it are refused",
        &o->engine.max_active},
       {"--max-payload-bytes", "master.max_payload_bytes", "largest task payload accepted",
        &o->engine.max_payload_bytes},
-      {"--max-message-bytes", "master.max_message_bytes",
-       "largest message accepted on either port", &o->max_message_bytes},
+      {"--max-message-bytes", "master.max_message_bytes", "largest message accepted on either port",
+       &o->max_message_bytes},
       {"--max-finished", "master.max_finished",
        "finished tasks kept for status and result queries (oldest dropped first)",
        &o->max_finished},
@@ -137,13 +135,11 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
       {"--ready-file", "master.ready_file",
        "write the bound endpoints as JSON to this file once serving", &o->ready_file},
       {"--workers", "workers.count",
-       "start N yard-worker processes connected to this master (standalone mode)",
-       &o->workers},
+       "start N yard-worker processes connected to this master (standalone mode)", &o->workers},
       {"--worker-threads", "workers.threads", "executor threads per embedded worker",
        &o->worker_threads},
       {"--worker-binary", "workers.binary",
-       "yard-worker executable for --workers (default: next to yard-master)",
-       &o->worker_binary},
+       "yard-worker executable for --workers (default: next to yard-master)", &o->worker_binary},
       {"--log-level", "log.level", "trace, debug, info, warn, error, critical or off",
        &o->log_level},
       {"--log-json", "log.json", "log one JSON object per line", &o->log_json},

@@ -18,7 +18,7 @@ struct MasterOptions {
   uint64_t max_finished = 1000000;  // finished tasks kept for status/result queries
   std::string ready_file;
   uint32_t drain_timeout_ms = 10000;  // on SIGTERM: how long running tasks may take to finish
-  uint32_t workers = 0;  // embedded yard-worker processes
+  uint32_t workers = 0;               // embedded yard-worker processes
   uint32_t worker_threads = 2;
   std::string worker_binary;  // default: yard-worker next to yard-master
   std::string log_level = "info";

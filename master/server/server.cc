@@ -45,16 +45,18 @@ Server::Server(const MasterOptions& options, state::StateStore& store, const Clo
 Server::~Server() = default;
 
 StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
-                                                 transport::Context& ctx,
-                                                 state::StateStore& store, const Clock& clock) {
+                                                 transport::Context& ctx, state::StateStore& store,
+                                                 const Clock& clock) {
   std::unique_ptr<Server> s(new Server(options, store, clock));
   transport::SocketOptions so;
   so.max_message_bytes = int64_t{options.max_message_bytes} * kZmqSizeSlack;
   so.router_mandatory = true;
   so.router_handover = true;
   so.linger_ms = 0;
-  ASSIGN_OR_RETURN(s->workers_sock_, transport::Socket::Create(ctx, transport::SocketType::kRouter, so));
-  ASSIGN_OR_RETURN(s->clients_sock_, transport::Socket::Create(ctx, transport::SocketType::kRouter, so));
+  ASSIGN_OR_RETURN(s->workers_sock_,
+                   transport::Socket::Create(ctx, transport::SocketType::kRouter, so));
+  ASSIGN_OR_RETURN(s->clients_sock_,
+                   transport::Socket::Create(ctx, transport::SocketType::kRouter, so));
   auto wep = s->workers_sock_->Bind(options.worker_endpoint);
   if (!wep.ok()) return wep.status().WithContext("--worker-endpoint");
   s->worker_endpoint_ = *wep;
@@ -226,7 +228,8 @@ void Server::CarryOut(core::Effects& fx, core::Now now) {
   for (const auto& [conn, ack] : fx.acks) SendWorker(conn, ack);
   for (size_t i = 0; i < pending_replies_.size(); ++i) {
     const std::string header = protocol::EncodeHeader(pending_commands_[i]);
-    if (!clients_sock_->Send({pending_replies_[i].first, header, pending_replies_[i].second}).ok()) {
+    if (!clients_sock_->Send({pending_replies_[i].first, header, pending_replies_[i].second})
+             .ok()) {
       engine_.Count("clients.replies_dropped");
     }
   }
@@ -310,8 +313,8 @@ void Server::HandleWorkerMessage(transport::Frames& frames, core::Now now, core:
     DisconnectWorker(conn, dr, detail, now, fx);
   };
   if (parts.size() < 3) {
-    return reject("malformed_frame", "expected [header][body], got " +
-                                         std::to_string(parts.size() - 1) + " frames",
+    return reject("malformed_frame",
+                  "expected [header][body], got " + std::to_string(parts.size() - 1) + " frames",
                   DisconnectReason::kProtocolError);
   }
   if (parts[2].size() > options_.max_message_bytes) {
@@ -349,8 +352,8 @@ void Server::HandleWorkerMessage(transport::Frames& frames, core::Now now, core:
     }
     engine_.OnHello(conn, hello, now, fx);
     if (engine_.IsKnownWorker(conn)) {
-      spdlog::info("worker {} ({} on {}, pid {}) joined with {} slots, credit {}",
-                   hello.worker_id, peer, hello.hostname, hello.pid, hello.slots, hello.credit);
+      spdlog::info("worker {} ({} on {}, pid {}) joined with {} slots, credit {}", hello.worker_id,
+                   peer, hello.hostname, hello.pid, hello.slots, hello.credit);
     }
     return;
   }
@@ -417,8 +420,8 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
     SendClientError(conn, req_id, InvalidArgument(detail));
   };
   if (parts.size() < 3) {
-    return reject("malformed_frame", "expected [header][body], got " +
-                                         std::to_string(parts.size() - 1) + " frames");
+    return reject("malformed_frame",
+                  "expected [header][body], got " + std::to_string(parts.size() - 1) + " frames");
   }
   if (parts[2].size() > options_.max_message_bytes) {
     return reject("too_large", "request of " + std::to_string(parts[2].size()) +

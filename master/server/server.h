@@ -26,8 +26,8 @@ class Server {
   // Binds both ports and, with options.workers > 0, prepares the embedded worker pool.
   // `ctx`, `store` and `clock` must outlive the server.
   static StatusOr<std::unique_ptr<Server>> Create(const MasterOptions& options,
-                                                  transport::Context& ctx,
-                                                  state::StateStore& store, const Clock& clock);
+                                                  transport::Context& ctx, state::StateStore& store,
+                                                  const Clock& clock);
   ~Server();
 
   // Serves until Stop(), then drains (stops intake and dispatch, lets running tasks report for
@@ -89,7 +89,7 @@ class Server {
     uint64_t task_id;
   };
   uint64_t next_waiter_ = 1;
-  std::map<uint64_t, Waiter> waiters_;                         // by waiter sequence
+  std::map<uint64_t, Waiter> waiters_;                              // by waiter sequence
   std::unordered_map<uint64_t, std::vector<uint64_t>> waiting_on_;  // task id -> sequences
   std::multimap<Micros, uint64_t> waiter_deadlines_;
 };

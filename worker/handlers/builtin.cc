@@ -33,8 +33,8 @@ StatusOr<std::string> Sleep(const TaskContext& ctx) {
   while (std::chrono::steady_clock::now() < until) {
     if (ctx.Stopping()) return Cancelled("worker stopping");
     const auto left = until - std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        left, std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
   }
   return std::string(ctx.payload);
 }
@@ -93,7 +93,8 @@ StatusOr<std::vector<double>> Readings(const nlohmann::json& arr, std::string_vi
 
 // Nearest-rank percentile of sorted values.
 double Percentile(const std::vector<double>& sorted, double p) {
-  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  const size_t rank =
+      static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
