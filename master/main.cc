@@ -1,21 +1,14 @@
 // yard-master: flags -> Server -> run -> exit code.
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <iostream>
 
 #include "common/logging.h"
+#include "common/signals.h"
 #include "common/transport/socket.h"
 #include "master/server/options.h"
 #include "master/server/server.h"
 #include "master/state/memory_store.h"
-
-namespace {
-yard::server::Server* g_server = nullptr;
-extern "C" void OnSignal(int) {
-  if (g_server) g_server->Stop();
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   yard::server::MasterOptions options;
@@ -31,16 +24,10 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", server.status().ToString());
     return server.status().code() == yard::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  g_server = server->get();
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  yard::InstallStopHandlerFor(**server);
 
   yard::Status st = (*server)->Run();
-  g_server = nullptr;
+  yard::ClearStopHandler();
   if (!st.ok()) {
     spdlog::error("stopped with an error: {}", st.ToString());
     return 1;

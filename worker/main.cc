@@ -2,20 +2,13 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <iostream>
 
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/signals.h"
 #include "worker/handlers/builtin.h"
 #include "worker/session.h"
-
-namespace {
-yard::worker::Session* g_session = nullptr;
-extern "C" void OnSignal(int) {
-  if (g_session) g_session->Stop();
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   yard::worker::WorkerOptions o;
@@ -76,15 +69,9 @@ int main(int argc, char** argv) {
 
   yard::transport::Context ctx;
   yard::worker::Session session(o, ctx, registry, yard::SystemClock::Get());
-  g_session = &session;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  yard::InstallStopHandlerFor(session);
   yard::Status st = session.Run();
-  g_session = nullptr;
+  yard::ClearStopHandler();
   if (!st.ok()) {
     spdlog::error("{}", st.ToString());
     return 1;

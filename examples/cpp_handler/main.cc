@@ -1,9 +1,9 @@
 // A worker with its own C++ handler: the built-ins plus "example.reverse".
 // Writing a handler is one function; adding it is one registration line (see main below).
 #include <algorithm>
-#include <csignal>
 
 #include "common/logging.h"
+#include "common/signals.h"
 #include "worker/handlers/builtin.h"
 #include "worker/session.h"
 
@@ -15,11 +15,6 @@ yard::StatusOr<std::string> Reverse(const yard::worker::TaskContext& ctx) {
   std::string out(ctx.payload);
   std::reverse(out.begin(), out.end());
   return out;
-}
-
-yard::worker::Session* g_session = nullptr;
-extern "C" void OnSignal(int) {
-  if (g_session) g_session->Stop();
 }
 
 }  // namespace
@@ -38,8 +33,8 @@ int main(int argc, char** argv) {
   options.connect = {argv[1]};
   yard::transport::Context ctx;
   yard::worker::Session session(options, ctx, registry, yard::SystemClock::Get());
-  g_session = &session;
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
-  return session.Run().ok() ? 0 : 1;
+  yard::InstallStopHandlerFor(session);
+  const bool ok = session.Run().ok();
+  yard::ClearStopHandler();
+  return ok ? 0 : 1;
 }
