@@ -19,7 +19,14 @@ Status SetupLogging(std::string_view name, std::string_view level, bool json) {
     return InvalidArgument("--log-level: unknown level '" + std::string(level) +
                            "' (trace, debug, info, warn, error, critical, off)");
   }
-  auto logger = spdlog::stderr_logger_mt(std::string(name));
+  // Replacing an existing logger of the same name keeps a second call from throwing.
+  spdlog::drop(std::string(name));
+  std::shared_ptr<spdlog::logger> logger;
+  try {
+    logger = spdlog::stderr_logger_mt(std::string(name));
+  } catch (const spdlog::spdlog_ex& e) {
+    return Internal(std::string("logging set-up: ") + e.what());
+  }
   if (json) {
     // Messages never contain raw quotes from untrusted input unescaped: callers log reasons
     // and ids, and payload bytes are never logged.

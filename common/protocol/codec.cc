@@ -166,13 +166,34 @@ Status AsBytes(const Obj& o, const Where& w, std::string* out) {
   return Bad(w.Str(), "expected bin or str");
 }
 
+std::string ElementPath(const Where& list, size_t i) {
+  return list.Str() + "[" + std::to_string(i) + "]";
+}
+
+// A list of str; element errors are named "<list path>[i]".
 Status AsStrings(const Obj& o, const Where& w, std::vector<std::string>* out) {
   const Obj* items;
   size_t n;
   RETURN_IF_ERROR(AsArray(o, 0, w, &items, &n));
   out->resize(n);
   for (size_t i = 0; i < n; ++i) {
-    RETURN_IF_ERROR(AsStr(items[i], {w.msg, w.field, static_cast<int64_t>(i)}, &(*out)[i]));
+    if (items[i].type != msgpack::type::STR) return Bad(ElementPath(w, i), "expected str");
+    (*out)[i].assign(items[i].via.str.ptr, items[i].via.str.size);
+  }
+  return Status::Ok();
+}
+
+// A list of u64; element errors are named "<list path>[i]".
+Status AsUint64s(const Obj& o, const Where& w, std::vector<uint64_t>* out) {
+  const Obj* items;
+  size_t n;
+  RETURN_IF_ERROR(AsArray(o, 0, w, &items, &n));
+  out->resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (items[i].type != msgpack::type::POSITIVE_INTEGER) {
+      return Bad(ElementPath(w, i), "expected unsigned int");
+    }
+    (*out)[i] = items[i].via.u64;
   }
   return Status::Ok();
 }
@@ -186,21 +207,27 @@ Status AsEnum(const Obj& o, const Where& w, uint8_t max, E* out) {
   return Status::Ok();
 }
 
-Status AsRef(const Obj& o, const Where& w, TaskRef* r) {
-  const Obj* f;
-  size_t n;
-  RETURN_IF_ERROR(AsArray(o, 2, w, &f, &n));
-  RETURN_IF_ERROR(AsUint(f[0], {w.msg, "id", w.index}, &r->id));
-  return AsUint(f[1], {w.msg, "attempt", w.index}, &r->attempt);
-}
-
+// A list of [id, attempt]; errors are named "<msg>.refs[i].<field>".
 Status AsRefs(const Obj& o, const char* msg, std::vector<TaskRef>* out) {
+  const Where list{msg, "refs"};
   const Obj* items;
   size_t n;
-  RETURN_IF_ERROR(AsArray(o, 0, {msg, "refs"}, &items, &n));
+  RETURN_IF_ERROR(AsArray(o, 0, list, &items, &n));
   out->resize(n);
   for (size_t i = 0; i < n; ++i) {
-    RETURN_IF_ERROR(AsRef(items[i], {msg, "refs", static_cast<int64_t>(i)}, &(*out)[i]));
+    const Obj& e = items[i];
+    if (e.type != msgpack::type::ARRAY || e.via.array.size < 2) {
+      return Bad(ElementPath(list, i), "expected [id, attempt]");
+    }
+    const Obj* f = e.via.array.ptr;
+    if (f[0].type != msgpack::type::POSITIVE_INTEGER) {
+      return Bad(ElementPath(list, i) + ".id", "expected unsigned int");
+    }
+    if (f[1].type != msgpack::type::POSITIVE_INTEGER ||
+        f[1].via.u64 > std::numeric_limits<uint32_t>::max()) {
+      return Bad(ElementPath(list, i) + ".attempt", "expected u32");
+    }
+    (*out)[i] = {f[0].via.u64, static_cast<uint32_t>(f[1].via.u64)};
   }
   return Status::Ok();
 }
@@ -537,15 +564,7 @@ std::string EncodeBody(const SubmitReply& m) {
 Status DecodeBody(std::string_view body, SubmitReply* m) {
   return Unpack(body, "SUBMIT_REPLY", 2, [&](const Obj* f, size_t) {
     RETURN_IF_ERROR(AsUint(f[0], {"SUBMIT_REPLY", "req_id"}, &m->req_id));
-    const Obj* items;
-    size_t n;
-    RETURN_IF_ERROR(AsArray(f[1], 0, {"SUBMIT_REPLY", "ids"}, &items, &n));
-    m->ids.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      RETURN_IF_ERROR(
-          AsUint(items[i], {"SUBMIT_REPLY", "ids", static_cast<int64_t>(i)}, &m->ids[i]));
-    }
-    return Status::Ok();
+    return AsUint64s(f[1], {"SUBMIT_REPLY", "ids"}, &m->ids);
   });
 }
 
@@ -566,13 +585,7 @@ std::string EncodeBody(const Get& m) {
 Status DecodeBody(std::string_view body, Get* m) {
   return Unpack(body, "GET", 3, [&](const Obj* f, size_t) {
     RETURN_IF_ERROR(AsUint(f[0], {"GET", "req_id"}, &m->req_id));
-    const Obj* items;
-    size_t n;
-    RETURN_IF_ERROR(AsArray(f[1], 0, {"GET", "ids"}, &items, &n));
-    m->ids.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      RETURN_IF_ERROR(AsUint(items[i], {"GET", "ids", static_cast<int64_t>(i)}, &m->ids[i]));
-    }
+    RETURN_IF_ERROR(AsUint64s(f[1], {"GET", "ids"}, &m->ids));
     return AsBool(f[2], {"GET", "with_payload"}, &m->with_payload);
   });
 }

@@ -86,12 +86,12 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
     info.submitted_us = now.wall;
     ++queued_;
     if (s.key.empty()) {
-      MakeReady(t);
+      Enqueue(t);
     } else {
       KeyLine& line = keys_[s.key];
       if (line.head == 0) {
         line.head = id;
-        MakeReady(t);
+        Enqueue(t);
       } else {
         line.waiting.push_back(id);
       }
@@ -101,6 +101,19 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
   }
   counters_["tasks.submitted"] += specs.size();
   return ids;
+}
+
+void Engine::OnCommitted(const std::vector<uint64_t>& ids) {
+  for (uint64_t id : ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.committed) continue;
+    Task& t = it->second;
+    t.committed = true;
+    if (t.want_ready) {
+      t.want_ready = false;
+      MakeReady(t);
+    }
+  }
 }
 
 StatusOr<TaskState> Engine::Cancel(uint64_t id, Now now, Effects& fx) {
@@ -120,6 +133,14 @@ void Engine::MakeReady(Task& t) {
   ready_[t.info.type][t.info.priority].push_back(t.info.id);
   t.in_ready = true;
   ++ready_count_;
+}
+
+void Engine::Enqueue(Task& t) {
+  if (t.committed) {
+    MakeReady(t);
+  } else {
+    t.want_ready = true;
+  }
 }
 
 void Engine::DetachFromHolder(Task& t) {
@@ -158,7 +179,7 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
         auto n = tasks_.find(next);
         if (n != tasks_.end() && n->second.info.state == TaskState::kQueued) {
           line.head = next;
-          MakeReady(n->second);
+          Enqueue(n->second);
           break;
         }
       }

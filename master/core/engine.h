@@ -3,6 +3,7 @@
 // commit, messages to send) in an Effects value that the server carries out.
 //
 // Guarantees kept here:
+//  - a task is dispatched only after the server reports its record committed (OnCommitted);
 //  - a worker never has more tasks out than the credit it granted;
 //  - a task goes only to a worker that registered its type;
 //  - tasks with the same key run one at a time, in submit order (the head of each key's line
@@ -77,11 +78,15 @@ class Engine {
 
   // ---- clients
 
-  // Validates every spec, then queues them all or none. Returns the new ids in order.
+  // Validates every spec, then queues them all or none. Returns the new ids in order. The
+  // tasks become eligible to run once OnCommitted() names them.
   // kInvalidArgument for a bad spec (message names the task index and field),
   // kResourceExhausted when the queue limit would be passed.
   StatusOr<std::vector<uint64_t>> Submit(const std::vector<protocol::TaskSpec>& specs, Now now,
                                          Effects& fx);
+
+  // The records of these submitted tasks are durable: they may now be dispatched.
+  void OnCommitted(const std::vector<uint64_t>& ids);
 
   // Cancels a queued or dispatched task (a dispatched one's result will be ignored).
   // Returns the state after the call; kNotFound if the engine does not hold the task (it may
@@ -130,7 +135,9 @@ class Engine {
     protocol::TaskInfo info;
     ConnId holder;  // worker connection running the current attempt, if dispatched
     Micros lease_deadline = 0;
-    bool in_ready = false;  // has a live entry in ready_ (queued and not behind its key)
+    bool in_ready = false;    // has a live entry in ready_ (queued and not behind its key)
+    bool committed = false;   // its submit record is durable
+    bool want_ready = false;  // eligible to run, waiting only for its commit
   };
   struct Worker {
     ConnId conn;
@@ -157,6 +164,8 @@ class Engine {
 
   Status ValidateSpec(const protocol::TaskSpec& spec, size_t index) const;
   void MakeReady(Task& t);
+  // MakeReady once the task's submit is committed.
+  void Enqueue(Task& t);
   // Ends a task: records it, releases its key, reports it finished.
   void Finish(Task& t, protocol::TaskState state, Now now, Effects& fx);
   // The current attempt did not complete. Counts a failure if `failed`, then requeues the task

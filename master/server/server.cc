@@ -176,7 +176,8 @@ void Server::Turn(int timeout_ms, bool draining) {
   }
   now = Now();
   engine_.Tick(now, fx);
-  CarryOut(fx, now);
+  CarryOut(fx);
+  CommitPending(now);
   ExpireWaiters(now);
 
   if (!draining) {
@@ -189,7 +190,7 @@ void Server::Turn(int timeout_ms, bool draining) {
         spdlog::warn("could not send {} tasks to worker {}: {}", n, PeerName(conn), st.message());
         core::Effects lost;
         engine_.OnDisconnect(conn, now, lost);
-        CarryOut(lost, now);
+        CarryOut(lost);
       }
     }
   }
@@ -203,40 +204,41 @@ void Server::Turn(int timeout_ms, bool draining) {
   }
 }
 
-void Server::CarryOut(core::Effects& fx, core::Now now) {
+void Server::CarryOut(core::Effects& fx) {
   for (const auto& [conn, w] : fx.welcomes) SendWorker(conn, w);
   for (const auto& [conn, d] : fx.disconnects) SendWorker(conn, d);
+  auto append = [](auto& to, auto& from) {
+    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  };
+  append(pending_.records, fx.store_puts);
+  append(pending_.acks, fx.acks);
+  append(pending_.finished, fx.finished);
+}
 
-  if (!fx.store_puts.empty()) {
-    if (Status st = store_.Commit(fx.store_puts); !st.ok()) {
-      // Nothing of this batch is acknowledged: clients get an error, workers keep their
-      // results and resend them.
-      spdlog::error("store commit of {} records failed: {}", fx.store_puts.size(), st.ToString());
+void Server::CommitPending(core::Now now) {
+  if (!pending_.records.empty()) {
+    store_status_ = store_.Commit(pending_.records);
+    if (!store_status_.ok()) {
       engine_.Count("store.commit_failures");
-      for (size_t i = 0; i < pending_replies_.size(); ++i) {
-        if (pending_commands_[i] == Command::kSubmitReply) {
-          SendClientError(pending_replies_[i].first, 0, st.WithContext("commit failed"));
-        }
+      if (now.mono >= next_commit_error_log_) {
+        spdlog::error("store commit of {} records failed, retrying every turn: {}",
+                      pending_.records.size(), store_status_.ToString());
+        next_commit_error_log_ = now.mono + kSeconds;
       }
-      pending_replies_.clear();
-      pending_commands_.clear();
       return;
     }
     engine_.Count("store.commits");
-    engine_.Count("store.records", fx.store_puts.size());
+    engine_.Count("store.records", pending_.records.size());
   }
-  for (const auto& [conn, ack] : fx.acks) SendWorker(conn, ack);
-  for (size_t i = 0; i < pending_replies_.size(); ++i) {
-    const std::string header = protocol::EncodeHeader(pending_commands_[i]);
-    if (!clients_sock_->Send({pending_replies_[i].first, header, pending_replies_[i].second})
-             .ok()) {
+  engine_.OnCommitted(pending_.submitted);
+  for (const auto& [conn, ack] : pending_.acks) SendWorker(conn, ack);
+  for (const auto& r : pending_.replies) {
+    const std::string header = protocol::EncodeHeader(r.command);
+    if (!clients_sock_->Send({r.conn, header, r.body}).ok()) {
       engine_.Count("clients.replies_dropped");
     }
   }
-  pending_replies_.clear();
-  pending_commands_.clear();
-
-  for (uint64_t id : fx.finished) {
+  for (uint64_t id : pending_.finished) {
     auto it = waiting_on_.find(id);
     if (it == waiting_on_.end()) continue;
     for (uint64_t seq : it->second) {
@@ -247,7 +249,7 @@ void Server::CarryOut(core::Effects& fx, core::Now now) {
     }
     waiting_on_.erase(it);
   }
-  (void)now;
+  pending_ = Pending{};
 }
 
 void Server::ExpireWaiters(core::Now now) {
@@ -459,6 +461,11 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
       if (draining) {
         return SendClientError(conn, m.req_id, Unavailable("master is shutting down"));
       }
+      if (!store_status_.ok()) {
+        // Bounded memory while the store is failing: refuse rather than pile up.
+        return SendClientError(conn, m.req_id,
+                               Unavailable("state store unavailable: " + store_status_.message()));
+      }
       auto ids = engine_.Submit(m.tasks, now, fx);
       if (!ids.ok()) {
         // The engine counts queue-full refusals itself (rejected.queue_full, per task).
@@ -467,9 +474,10 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
                         ids.status().message(), /*count=*/!full);
         return SendClientError(conn, m.req_id, ids.status());
       }
-      pending_replies_.push_back(
-          {conn, protocol::EncodeBody(protocol::SubmitReply{m.req_id, std::move(*ids)})});
-      pending_commands_.push_back(Command::kSubmitReply);
+      pending_.submitted.insert(pending_.submitted.end(), ids->begin(), ids->end());
+      pending_.replies.push_back(
+          {conn, Command::kSubmitReply,
+           protocol::EncodeBody(protocol::SubmitReply{m.req_id, std::move(*ids)})});
       return;
     }
     case Command::kGet: {
@@ -509,9 +517,8 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
       if (!decode(&m)) return;
       auto state = engine_.Cancel(m.id, now, fx);
       if (state.ok()) {
-        pending_replies_.push_back(
-            {conn, protocol::EncodeBody(protocol::CancelReply{m.req_id, *state})});
-        pending_commands_.push_back(Command::kCancelReply);
+        pending_.replies.push_back({conn, Command::kCancelReply,
+                                    protocol::EncodeBody(protocol::CancelReply{m.req_id, *state})});
         return;
       }
       auto t = Lookup(m.id);

@@ -49,7 +49,11 @@ class Server {
   void HandleWorkerMessage(transport::Frames& frames, core::Now now, core::Effects& fx);
   void HandleClientMessage(transport::Frames& frames, core::Now now, core::Effects& fx,
                            bool draining);
-  void CarryOut(core::Effects& fx, core::Now now);
+  // Sends session messages at once and queues the rest behind the turn's commit.
+  void CarryOut(core::Effects& fx);
+  // Commits what is pending; on success sends what waited on it. On failure keeps it all for
+  // the next turn (nothing acknowledging it leaves the master).
+  void CommitPending(core::Now now);
   void ExpireWaiters(core::Now now);
   void ReplyTaskState(const std::string& conn, uint64_t req_id, uint64_t id);
   StatusOr<std::optional<protocol::TaskInfo>> Lookup(uint64_t id) const;
@@ -79,9 +83,22 @@ class Server {
   Micros next_heartbeat_ = 0;
   Micros next_supervise_ = 0;
 
-  // Client replies that acknowledge something in this turn's batch: sent after the commit.
-  std::vector<std::pair<std::string, std::string>> pending_replies_;  // conn, encoded body
-  std::vector<protocol::Command> pending_commands_;
+  // Records not yet committed, and everything that acknowledges them.
+  struct Pending {
+    std::vector<protocol::TaskInfo> records;
+    std::vector<uint64_t> submitted;  // ids that may be dispatched once committed
+    struct Reply {
+      std::string conn;
+      protocol::Command command;
+      std::string body;
+    };
+    std::vector<Reply> replies;
+    std::vector<std::pair<std::string, protocol::Ack>> acks;
+    std::vector<uint64_t> finished;  // for waiters
+  };
+  Pending pending_;
+  Status store_status_;  // the last commit's outcome; submits are refused while it is an error
+  Micros next_commit_error_log_ = 0;
 
   struct Waiter {
     std::string conn;

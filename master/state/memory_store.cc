@@ -4,6 +4,8 @@ namespace yard::state {
 
 Status MemoryStore::Commit(const std::vector<protocol::TaskInfo>& records) {
   for (const auto& r : records) {
+    auto old = records_.find(r.id);
+    const bool was_terminal = old != records_.end() && protocol::IsTerminal(old->second.state);
     auto [it, inserted] = records_.insert_or_assign(r.id, r);
     (void)inserted;
     if (r.id > max_id_) max_id_ = r.id;
@@ -11,7 +13,7 @@ Status MemoryStore::Commit(const std::vector<protocol::TaskInfo>& records) {
       // Terminal records drop their payload: only the result is asked for from here on.
       it->second.payload.clear();
       it->second.payload.shrink_to_fit();
-      finished_order_.push_back(r.id);
+      if (!was_terminal) finished_order_.push_back(r.id);  // queued for eviction once
     }
   }
   while (finished_order_.size() > max_finished_) {

@@ -1,0 +1,961 @@
+#include "common/protocol/codec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+// The hostile-body tests measure the largest single malloc made while decoding. Interposing
+// malloc is only safe without a sanitizer runtime (which owns malloc itself) and on glibc.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define YARD_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define YARD_SANITIZED 1
+#endif
+#endif
+#if defined(__GLIBC__) && !defined(YARD_SANITIZED)
+#define YARD_TRACK_MALLOC 1
+#else
+#define YARD_TRACK_MALLOC 0
+#endif
+
+namespace yard_codec_test_alloc {
+std::atomic<bool> tracking{false};
+std::atomic<size_t> largest{0};
+}  // namespace yard_codec_test_alloc
+
+#if YARD_TRACK_MALLOC
+extern "C" void* __libc_malloc(size_t size);
+extern "C" void* malloc(size_t size) noexcept {
+  if (yard_codec_test_alloc::tracking.load(std::memory_order_relaxed)) {
+    size_t seen = yard_codec_test_alloc::largest.load(std::memory_order_relaxed);
+    while (size > seen && !yard_codec_test_alloc::largest.compare_exchange_weak(
+                              seen, size, std::memory_order_relaxed)) {
+    }
+  }
+  return __libc_malloc(size);
+}
+#endif
+
+namespace yard::protocol {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// ---------------------------------------------------------------- helpers
+
+std::string Unhex(std::string_view hex) {
+  std::string out;
+  int nibbles = 0;
+  unsigned byte = 0;
+  for (char c : hex) {
+    unsigned v;
+    if (c >= '0' && c <= '9') {
+      v = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      v = static_cast<unsigned>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      v = static_cast<unsigned>(c - 'A' + 10);
+    } else {
+      continue;
+    }
+    byte = byte * 16 + v;
+    if (++nibbles == 2) {
+      out.push_back(static_cast<char>(byte));
+      nibbles = 0;
+      byte = 0;
+    }
+  }
+  return out;
+}
+
+// A few MessagePack writers for hand-made (often deliberately wrong) bodies. The tests do not
+// use the msgpack library: the codec is its only user.
+std::string BigEndian(uint64_t v, int bytes) {
+  std::string s;
+  for (int i = bytes - 1; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  return s;
+}
+std::string Arr(size_t n) {
+  if (n < 16) return std::string(1, static_cast<char>(0x90 | n));
+  return Unhex("dc") + BigEndian(n, 2);
+}
+std::string Map(size_t n) {
+  if (n < 16) return std::string(1, static_cast<char>(0x80 | n));
+  return Unhex("de") + BigEndian(n, 2);
+}
+std::string U(uint64_t v) {
+  if (v < 0x80) return std::string(1, static_cast<char>(v));
+  if (v <= 0xff) return Unhex("cc") + BigEndian(v, 1);
+  if (v <= 0xffff) return Unhex("cd") + BigEndian(v, 2);
+  if (v <= 0xffffffff) return Unhex("ce") + BigEndian(v, 4);
+  return Unhex("cf") + BigEndian(v, 8);
+}
+std::string Neg(int64_t v) {
+  if (v >= -32) return std::string(1, static_cast<char>(static_cast<int8_t>(v)));
+  return Unhex("d3") + BigEndian(static_cast<uint64_t>(v), 8);
+}
+std::string S(std::string_view s) {
+  std::string h = s.size() < 32 ? std::string(1, static_cast<char>(0xa0 | s.size()))
+                                : Unhex("d9") + BigEndian(s.size(), 1);
+  return h + std::string(s);
+}
+std::string B(std::string_view s) { return Unhex("c4") + BigEndian(s.size(), 1) + std::string(s); }
+const std::string kNil = Unhex("c0");
+const std::string kTrue = Unhex("c3");
+const std::string kFalse = Unhex("c2");
+
+std::string Body(const std::vector<std::string>& fields) {
+  std::string out = Arr(fields.size());
+  for (const auto& f : fields) out += f;
+  return out;
+}
+
+// Binary bytes that a text-minded codec would mangle.
+const std::string kBinary("\x00\xff\x01\x80\x7f\xc0\xff\x00p", 9);
+
+// Field-by-field views, so that gtest can compare and print messages.
+auto Tie(const Hello& m) {
+  return std::tie(m.worker_id, m.incarnation, m.handlers, m.slots, m.credit, m.hostname, m.pid,
+                  m.tags);
+}
+auto Tie(const Welcome& m) {
+  return std::tie(m.session, m.heartbeat_ms, m.liveness, m.max_message_bytes, m.max_batch);
+}
+auto Tie(const TaskMsg& m) { return std::tie(m.id, m.attempt, m.type, m.payload, m.lease_ms); }
+auto Tie(const ResultMsg& m) {
+  return std::tie(m.id, m.attempt, m.outcome, m.output, m.error, m.duration_us);
+}
+auto Tie(const TaskRef& m) { return std::tie(m.id, m.attempt); }
+auto Tie(const TaskSpec& m) {
+  return std::tie(m.type, m.payload, m.key, m.priority, m.max_attempts, m.timeout_ms,
+                  m.idempotency_key);
+}
+auto Tie(const TaskInfo& m) {
+  return std::tie(m.id, m.type, m.state, m.priority, m.key, m.attempt, m.failures, m.max_attempts,
+                  m.timeout_ms, m.payload, m.result, m.error, m.worker, m.submitted_us,
+                  m.dispatched_us, m.finished_us);
+}
+auto Tie(const WorkerInfo& m) {
+  return std::tie(m.worker_id, m.hostname, m.pid, m.handlers, m.slots, m.credit, m.inflight,
+                  m.completed, m.failed, m.connected_us, m.last_seen_ms);
+}
+template <typename T>
+auto Ties(const std::vector<T>& v) {
+  std::vector<decltype(Tie(v.front()))> out;
+  for (const auto& x : v) out.push_back(Tie(x));
+  return out;
+}
+auto Tie(const Tasks& m) { return std::make_tuple(Ties(m.tasks)); }
+auto Tie(const Results& m) { return std::make_tuple(m.credit, Ties(m.results)); }
+auto Tie(const Credit& m) { return std::tie(m.credit); }
+auto Tie(const Ack& m) { return std::make_tuple(Ties(m.refs)); }
+auto Tie(const Heartbeat&) { return std::make_tuple(); }
+auto Tie(const Extend& m) { return std::make_tuple(Ties(m.refs), m.lease_ms); }
+auto Tie(const Disconnect& m) { return std::tie(m.reason, m.message); }
+auto Tie(const Submit& m) { return std::make_tuple(m.req_id, Ties(m.tasks)); }
+auto Tie(const SubmitReply& m) { return std::tie(m.req_id, m.ids); }
+auto Tie(const Get& m) { return std::tie(m.req_id, m.ids, m.with_payload); }
+auto Tie(const GetReply& m) {
+  std::vector<std::optional<decltype(Tie(TaskInfo{}))>> tasks;
+  for (const auto& t : m.tasks) {
+    if (t) {
+      tasks.emplace_back(Tie(*t));
+    } else {
+      tasks.emplace_back(std::nullopt);
+    }
+  }
+  return std::make_tuple(m.req_id, tasks);
+}
+auto Tie(const Wait& m) { return std::tie(m.req_id, m.id, m.timeout_ms); }
+auto Tie(const Cancel& m) { return std::tie(m.req_id, m.id); }
+auto Tie(const CancelReply& m) { return std::tie(m.req_id, m.state); }
+auto Tie(const Workers& m) { return std::tie(m.req_id); }
+auto Tie(const WorkersReply& m) { return std::make_tuple(m.req_id, Ties(m.workers)); }
+auto Tie(const Stats& m) { return std::tie(m.req_id); }
+auto Tie(const StatsReply& m) { return std::tie(m.req_id, m.counters); }
+auto Tie(const Error& m) { return std::tie(m.req_id, m.code, m.message); }
+
+template <typename M>
+Status Decode(std::string_view body) {
+  M m;
+  return DecodeBody(body, &m);
+}
+
+template <typename M>
+M MustDecode(std::string_view body) {
+  M m;
+  const Status st = DecodeBody(body, &m);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return m;
+}
+
+// ---------------------------------------------------------------- samples
+// Every field differs from its default, byte fields hold 0x00 and 0xff, and integers sit at
+// the edges of their encodings.
+
+TaskInfo SampleTaskInfo(uint64_t id) {
+  TaskInfo t;
+  t.id = id;
+  t.type = "image.resize";
+  t.state = TaskState::kFailed;
+  t.priority = 9;
+  t.key = "customer-42";
+  t.attempt = 3;
+  t.failures = 2;
+  t.max_attempts = 4;
+  t.timeout_ms = 65536;
+  t.payload = kBinary;
+  t.result = std::string("\xff\x00", 2);
+  t.error = "gave up after 2 failed attempts: boom";
+  t.worker = "worker-7";
+  t.submitted_us = 1'700'000'000'000'000;
+  t.dispatched_us = -1;  // wall clocks can step back; the codec keeps signs
+  t.finished_us = std::numeric_limits<int64_t>::max();
+  return t;
+}
+
+template <typename M>
+M Sample();
+
+template <>
+Hello Sample<Hello>() {
+  return {"worker-a",
+          0xfedcba9876543210ull,
+          {"echo", "sleep", "telemetry.stats"},
+          8,
+          256,
+          "host.example",
+          4'000'000'000u,
+          {"gpu", "zone=eu"}};
+}
+template <>
+Welcome Sample<Welcome>() {
+  return {std::numeric_limits<uint64_t>::max(), 250, 5, 16u << 20, 4096};
+}
+template <>
+Tasks Sample<Tasks>() {
+  return {{{1, 1, "echo", kBinary, 30000},
+           {std::numeric_limits<uint64_t>::max(), 255, "sleep", "", 1},
+           {128, 65536, std::string(40, 't'), std::string(300, '\xff'), 0xffffffffu}}};
+}
+template <>
+Results Sample<Results>() {
+  return {
+      17,
+      {{1, 1, Outcome::kOk, kBinary, "", 12},
+       {2, 3, Outcome::kFailRetry, "", "ABORTED: failed on purpose", 1u << 20},
+       {3, 1, Outcome::kFailPermanent, "", "FAILED_PRECONDITION: no", 0},
+       {4, 2, Outcome::kReleased, "", "worker draining", std::numeric_limits<uint64_t>::max()}}};
+}
+template <>
+Credit Sample<Credit>() {
+  return {0xffffffffu};
+}
+template <>
+Ack Sample<Ack>() {
+  return {{{1, 1}, {300, 2}, {std::numeric_limits<uint64_t>::max(), 0xffffffffu}}};
+}
+template <>
+Heartbeat Sample<Heartbeat>() {
+  return {};
+}
+template <>
+Extend Sample<Extend>() {
+  return {{{5, 1}, {6, 2}}, 60000};
+}
+template <>
+Disconnect Sample<Disconnect>() {
+  return {DisconnectReason::kTooLarge, "message over the limit"};
+}
+template <>
+Submit Sample<Submit>() {
+  return {99,
+          {{"echo", kBinary, "k1", 0, 7, 1500, ""},
+           {"sleep", "10", "", 9, 1, 0, "idem-1"},
+           {"cpu", "", std::string(64, 'k'), 5, 0, 86400000, ""}}};
+}
+template <>
+SubmitReply Sample<SubmitReply>() {
+  return {99, {1, 2, 1u << 31, std::numeric_limits<uint64_t>::max()}};
+}
+template <>
+Get Sample<Get>() {
+  return {7, {3, 1, 2}, true};
+}
+template <>
+GetReply Sample<GetReply>() {
+  TaskInfo queued;
+  queued.id = 2;
+  queued.type = "echo";
+  queued.state = TaskState::kQueued;
+  queued.priority = 0;
+  queued.submitted_us = 5;
+  return {8, {SampleTaskInfo(1), std::nullopt, queued}};
+}
+template <>
+Wait Sample<Wait>() {
+  return {9, 12345, 30000};
+}
+template <>
+Cancel Sample<Cancel>() {
+  return {10, 777};
+}
+template <>
+CancelReply Sample<CancelReply>() {
+  return {11, TaskState::kDead};
+}
+template <>
+Workers Sample<Workers>() {
+  return {12};
+}
+template <>
+WorkersReply Sample<WorkersReply>() {
+  WorkerInfo a{"w1", "host-a", 100, {"echo", "sleep"},     2,  64,
+               3,    1000,     4,   1'700'000'000'000'000, 250};
+  WorkerInfo b{"w2", "host-b", 0xffffffffu, {}, 16, 0, 16, std::numeric_limits<uint64_t>::max(),
+               1,    -5,       0xffffffffu};
+  return {13, {a, b}};
+}
+template <>
+Stats Sample<Stats>() {
+  return {14};
+}
+template <>
+StatsReply Sample<StatsReply>() {
+  return {15,
+          {{"tasks.submitted", 2000},
+           {"tasks.succeeded", std::numeric_limits<uint64_t>::max()},
+           {"workers.connected", 0},
+           {std::string(40, 'x'), 1}}};
+}
+template <>
+Error Sample<Error>() {
+  return {16, static_cast<uint8_t>(StatusCode::kResourceExhausted), "queue full"};
+}
+template <>
+TaskInfo Sample<TaskInfo>() {
+  return SampleTaskInfo(42);
+}
+
+// ---------------------------------------------------------------- every message
+
+template <typename M>
+class CodecAllMessages : public ::testing::Test {};
+
+using AllMessages =
+    ::testing::Types<Hello, Welcome, Tasks, Results, Credit, Ack, Heartbeat, Extend, Disconnect,
+                     Submit, SubmitReply, Get, GetReply, Wait, Cancel, CancelReply, Workers,
+                     WorkersReply, Stats, StatsReply, Error, TaskInfo>;
+TYPED_TEST_SUITE(CodecAllMessages, AllMessages);
+
+TYPED_TEST(CodecAllMessages, RoundTripKeepsEveryField) {
+  const TypeParam sent = Sample<TypeParam>();
+  const std::string body = EncodeBody(sent);
+  const TypeParam got = MustDecode<TypeParam>(body);
+  EXPECT_EQ(Tie(got), Tie(sent));
+}
+
+TYPED_TEST(CodecAllMessages, RoundTripKeepsDefaults) {
+  const TypeParam sent{};
+  const TypeParam got = MustDecode<TypeParam>(EncodeBody(sent));
+  EXPECT_EQ(Tie(got), Tie(sent));
+}
+
+TYPED_TEST(CodecAllMessages, EncodingIsDeterministic) {
+  EXPECT_EQ(EncodeBody(Sample<TypeParam>()), EncodeBody(Sample<TypeParam>()));
+  // Decoding and encoding again gives the same bytes.
+  const std::string body = EncodeBody(Sample<TypeParam>());
+  EXPECT_EQ(EncodeBody(MustDecode<TypeParam>(body)), body);
+}
+
+TYPED_TEST(CodecAllMessages, RejectsEveryTruncation) {
+  for (const std::string& body : {EncodeBody(Sample<TypeParam>()), EncodeBody(TypeParam{})}) {
+    for (size_t len = 0; len < body.size(); ++len) {
+      const Status st = Decode<TypeParam>(std::string_view(body).substr(0, len));
+      EXPECT_FALSE(st.ok()) << "prefix of " << len << " of " << body.size() << " bytes";
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+    }
+  }
+}
+
+TYPED_TEST(CodecAllMessages, RejectsTrailingBytes) {
+  const std::string body = EncodeBody(Sample<TypeParam>());
+  for (const std::string& extra : {std::string(1, '\0'), kNil, body}) {
+    const Status st = Decode<TypeParam>(body + extra);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(st.message(), HasSubstr("trailing bytes"));
+  }
+}
+
+// A later minor version may append fields: an older decoder ignores them.
+TYPED_TEST(CodecAllMessages, AcceptsExtraTrailingFields) {
+  const TypeParam sent = Sample<TypeParam>();
+  std::string body = EncodeBody(sent);
+  const auto first = static_cast<uint8_t>(body[0]);
+  if (first >= 0x90 && first < 0x9f) {
+    body[0] = static_cast<char>(first + 1);
+  } else {
+    ASSERT_EQ(first, 0xdc) << "top level must be an array";
+    const unsigned n = (static_cast<uint8_t>(body[1]) << 8 | static_cast<uint8_t>(body[2])) + 1;
+    body.replace(0, 3, Unhex("dc") + BigEndian(n, 2));
+  }
+  for (const std::string& extra : {S("added in 1.1"), U(7), Arr(2) + U(1) + kNil, kNil}) {
+    const TypeParam got = MustDecode<TypeParam>(body + extra);
+    EXPECT_EQ(Tie(got), Tie(sent));
+  }
+}
+
+TYPED_TEST(CodecAllMessages, RejectsBodiesThatAreNotArrays) {
+  for (const std::string& body : {kNil, U(1), S("hello"), Map(0), B("")}) {
+    const Status st = Decode<TypeParam>(body);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(st.message(), HasSubstr("expected array"));
+  }
+}
+
+TYPED_TEST(CodecAllMessages, RejectsTooFewFields) {
+  const Status st = Decode<TypeParam>(Arr(0));
+  if (EncodeBody(Sample<TypeParam>()) == Arr(0)) {
+    EXPECT_TRUE(st.ok()) << "a message without fields is the empty array";
+    return;
+  }
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("expected at least"));
+}
+
+// ---------------------------------------------------------------- particular encodings
+
+TEST(Codec, ByteFieldsKeepZeroAndHighBytes) {
+  Tasks t{{{1, 1, "echo", kBinary, 10}}};
+  const Tasks got = MustDecode<Tasks>(EncodeBody(t));
+  ASSERT_EQ(got.tasks.size(), 1u);
+  EXPECT_EQ(got.tasks[0].payload.size(), kBinary.size());
+  EXPECT_EQ(got.tasks[0].payload, kBinary);
+}
+
+TEST(Codec, EncodesByteFieldsAsBinAndTextFieldsAsStr) {
+  // TASKS [[id, attempt, type:str, payload:bin, lease_ms]]
+  EXPECT_EQ(EncodeBody(Tasks{{{1, 2, "t", std::string(1, '\0'), 3}}}),
+            Arr(1) + Arr(1) + Arr(5) + U(1) + U(2) + S("t") + B(std::string(1, '\0')) + U(3));
+}
+
+TEST(Codec, ByteFieldsAlsoAcceptStr) {
+  const std::string body = Body({Arr(1) + Arr(5) + U(1) + U(2) + S("echo") + S("as str") + U(3)});
+  const Tasks got = MustDecode<Tasks>(body);
+  ASSERT_EQ(got.tasks.size(), 1u);
+  EXPECT_EQ(got.tasks[0].payload, "as str");
+}
+
+TEST(Codec, TextFieldsRejectBin) {
+  const std::string body = Body({Arr(1) + Arr(5) + U(1) + U(2) + B("echo") + B("p") + U(3)});
+  const Status st = Decode<Tasks>(body);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("TASKS.tasks[0].type"));
+}
+
+TEST(Codec, DecodesIntegersInAnyWidth) {
+  // A peer may use a wider encoding than needed: cf (uint64) for a small credit.
+  const std::string body = Arr(1) + Unhex("cf 00 00 00 00 00 00 00 05");
+  EXPECT_EQ(MustDecode<Credit>(body).credit, 5u);
+}
+
+TEST(Codec, KeepsUnknownDisconnectReasonsAsNumbers) {
+  const Disconnect got = MustDecode<Disconnect>(Body({U(200), S("from the future")}));
+  EXPECT_EQ(static_cast<uint8_t>(got.reason), 200);
+  EXPECT_EQ(got.message, "from the future");
+}
+
+TEST(Codec, GetReplyKeepsNilForUnknownIds) {
+  const GetReply got = MustDecode<GetReply>(Body({U(1), Arr(2) + kNil + kNil}));
+  ASSERT_EQ(got.tasks.size(), 2u);
+  EXPECT_FALSE(got.tasks[0].has_value());
+  EXPECT_FALSE(got.tasks[1].has_value());
+}
+
+TEST(Codec, RoundTripsEveryOutcomeStateAndReason) {
+  for (uint8_t o = 0; o <= static_cast<uint8_t>(Outcome::kReleased); ++o) {
+    Results r{1, {{1, 1, static_cast<Outcome>(o), "", "", 0}}};
+    EXPECT_EQ(MustDecode<Results>(EncodeBody(r)).results.at(0).outcome, static_cast<Outcome>(o));
+  }
+  for (uint8_t s = 0; s <= static_cast<uint8_t>(TaskState::kDead); ++s) {
+    CancelReply c{1, static_cast<TaskState>(s)};
+    EXPECT_EQ(MustDecode<CancelReply>(EncodeBody(c)).state, static_cast<TaskState>(s));
+  }
+  for (uint8_t d = 0; d <= static_cast<uint8_t>(DisconnectReason::kTooLarge); ++d) {
+    Disconnect m{static_cast<DisconnectReason>(d), "m"};
+    EXPECT_EQ(MustDecode<Disconnect>(EncodeBody(m)).reason, static_cast<DisconnectReason>(d));
+  }
+}
+
+TEST(Codec, NestedElementsAcceptExtraTrailingFields) {
+  {
+    const std::string body =
+        Body({Arr(1) + Arr(6) + U(1) + U(2) + S("echo") + B("p") + U(3) + S("new field")});
+    const Tasks got = MustDecode<Tasks>(body);
+    ASSERT_EQ(got.tasks.size(), 1u);
+    EXPECT_EQ(Tie(got.tasks[0]), Tie(TaskMsg{1, 2, "echo", "p", 3}));
+  }
+  {
+    const std::string body =
+        Body({U(4), Arr(1) + Arr(7) + U(1) + U(2) + U(1) + B("") + S("err") + U(9) + kTrue});
+    const Results got = MustDecode<Results>(body);
+    EXPECT_EQ(got.credit, 4u);
+    ASSERT_EQ(got.results.size(), 1u);
+    EXPECT_EQ(Tie(got.results[0]), Tie(ResultMsg{1, 2, Outcome::kFailRetry, "", "err", 9}));
+  }
+  {
+    const std::string body = Body(
+        {U(5), Arr(1) + Arr(8) + S("echo") + B("x") + S("") + U(5) + U(0) + U(0) + S("") + Map(0)});
+    const Submit got = MustDecode<Submit>(body);
+    ASSERT_EQ(got.tasks.size(), 1u);
+    EXPECT_EQ(got.tasks[0].payload, "x");
+  }
+  {
+    const std::string body = Body({Arr(1) + Arr(3) + U(8) + U(2) + U(99), U(100)});
+    const Extend got = MustDecode<Extend>(body);
+    ASSERT_EQ(got.refs.size(), 1u);
+    EXPECT_EQ(got.refs[0], (TaskRef{8, 2}));
+    EXPECT_EQ(got.lease_ms, 100u);
+  }
+  {
+    std::string info = EncodeBody(SampleTaskInfo(3));
+    ASSERT_EQ(info.substr(0, 3), Unhex("dc 00 10"));
+    info = Unhex("dc 00 11") + info.substr(3) + S("extra");
+    const GetReply got = MustDecode<GetReply>(Body({U(1), Arr(1) + info}));
+    ASSERT_EQ(got.tasks.size(), 1u);
+    ASSERT_TRUE(got.tasks[0].has_value());
+    EXPECT_EQ(Tie(*got.tasks[0]), Tie(SampleTaskInfo(3)));
+  }
+}
+
+// ---------------------------------------------------------------- wrong field types
+
+struct WrongField {
+  const char* name;
+  std::function<Status(std::string_view)> decode;
+  std::string body;
+  std::vector<std::string> expect;  // substrings of the error message
+};
+
+std::string HelloWith(size_t index, const std::string& value) {
+  std::vector<std::string> f = {S("w"), U(1),  Arr(1) + S("echo"), U(1), U(1), S("h"),
+                                U(42),  Arr(0)};
+  f[index] = value;
+  return Body(f);
+}
+
+std::string TaskWith(size_t index, const std::string& value) {
+  std::vector<std::string> f = {U(1), U(1), S("echo"), B("p"), U(1000)};
+  f[index] = value;
+  return Body({Arr(1) + Body(f)});
+}
+
+std::string ResultWith(size_t index, const std::string& value) {
+  std::vector<std::string> f = {U(1), U(1), U(0), B("o"), S(""), U(5)};
+  f[index] = value;
+  return Body({U(1), Arr(1) + Body(f)});
+}
+
+std::string SpecWith(size_t index, const std::string& value) {
+  std::vector<std::string> f = {S("echo"), B("p"), S(""), U(5), U(0), U(0), S("")};
+  f[index] = value;
+  return Body({U(1), Arr(1) + Body(f)});
+}
+
+std::string InfoWith(size_t index, const std::string& value) {
+  std::vector<std::string> f = {U(1),    S("echo"), U(0),  U(5),  S(""), U(0), U(0), U(3),
+                                U(1000), B(""),     B(""), S(""), S(""), U(1), U(0), U(0)};
+  f[index] = value;
+  return Body(f);
+}
+
+std::string WorkerBody(size_t index, const std::string& value) {
+  std::vector<std::string> f = {S("w"), S("h"), U(1), Arr(1) + S("echo"), U(2), U(3), U(0), U(0),
+                                U(0),   U(0),   U(0)};
+  f[index] = value;
+  return Body(f);
+}
+
+std::string WorkerWith(size_t index, const std::string& value) {
+  return Body({U(1), Arr(1) + WorkerBody(index, value)});
+}
+
+std::vector<WrongField> WrongFields() {
+  const std::string too_big_u32 = U(uint64_t{1} << 32);
+  return {
+      {"hello worker_id int", Decode<Hello>, HelloWith(0, U(5)), {"HELLO.worker_id", "str"}},
+      {"hello incarnation str", Decode<Hello>, HelloWith(1, S("7")), {"HELLO.incarnation"}},
+      {"hello incarnation negative", Decode<Hello>, HelloWith(1, Neg(-1)), {"HELLO.incarnation"}},
+      {"hello handlers not array",
+       Decode<Hello>,
+       HelloWith(2, S("echo")),
+       {"HELLO", "handlers", "expected array"}},
+      {"hello handler not str",
+       Decode<Hello>,
+       HelloWith(2, Arr(2) + S("echo") + U(1)),
+       {"HELLO", "handlers", "str"}},
+      {"hello slots out of range",
+       Decode<Hello>,
+       HelloWith(3, too_big_u32),
+       {"HELLO.slots", "out of range"}},
+      {"hello credit nil", Decode<Hello>, HelloWith(4, kNil), {"HELLO.credit"}},
+      {"hello hostname bin", Decode<Hello>, HelloWith(5, B("h")), {"HELLO.hostname"}},
+      {"hello pid bool", Decode<Hello>, HelloWith(6, kTrue), {"HELLO.pid"}},
+      {"hello tags map", Decode<Hello>, HelloWith(7, Map(0)), {"HELLO", "tags"}},
+      {"welcome session str",
+       Decode<Welcome>,
+       Body({S("1"), U(1), U(1), U(1), U(1)}),
+       {"WELCOME.session"}},
+      {"welcome heartbeat negative",
+       Decode<Welcome>,
+       Body({U(1), Neg(-1000), U(1), U(1), U(1)}),
+       {"WELCOME.heartbeat_ms"}},
+      {"welcome max_batch too big",
+       Decode<Welcome>,
+       Body({U(1), U(1), U(1), U(1), too_big_u32}),
+       {"WELCOME.max_batch", "out of range"}},
+      {"tasks not array", Decode<Tasks>, Body({U(1)}), {"TASKS.tasks", "expected array"}},
+      {"task not array", Decode<Tasks>, Body({Arr(1) + U(1)}), {"TASKS.tasks[0]"}},
+      {"task too short",
+       Decode<Tasks>,
+       Body({Arr(1) + Body({U(1), U(1)})}),
+       {"TASKS.tasks[0]", "expected at least 5"}},
+      {"task id str", Decode<Tasks>, TaskWith(0, S("1")), {"TASKS.tasks[0].id"}},
+      {"task attempt too big",
+       Decode<Tasks>,
+       TaskWith(1, too_big_u32),
+       {"TASKS.tasks[0].attempt", "out of range"}},
+      {"task payload int", Decode<Tasks>, TaskWith(3, U(1)), {"TASKS.tasks[0].payload"}},
+      {"task lease str", Decode<Tasks>, TaskWith(4, S("30s")), {"TASKS.tasks[0].lease_ms"}},
+      {"results credit str", Decode<Results>, Body({S("1"), Arr(0)}), {"RESULTS.credit"}},
+      {"results not array", Decode<Results>, Body({U(1), Map(0)}), {"RESULTS.results"}},
+      {"result unknown outcome",
+       Decode<Results>,
+       ResultWith(2, U(4)),
+       {"RESULTS.results[0].outcome", "unknown value 4"}},
+      {"result output nil", Decode<Results>, ResultWith(3, kNil), {"RESULTS.results[0].output"}},
+      {"result error int", Decode<Results>, ResultWith(4, U(1)), {"RESULTS.results[0].error"}},
+      {"result duration negative",
+       Decode<Results>,
+       ResultWith(5, Neg(-5)),
+       {"RESULTS.results[0].duration_us"}},
+      {"credit nil", Decode<Credit>, Body({kNil}), {"CREDIT.credit"}},
+      {"ack refs map", Decode<Ack>, Body({Map(0)}), {"ACK", "refs", "expected array"}},
+      {"ack ref short", Decode<Ack>, Body({Arr(1) + Arr(1) + U(1)}), {"ACK", "refs"}},
+      {"ack ref attempt str",
+       Decode<Ack>,
+       Body({Arr(1) + Arr(2) + U(1) + S("1")}),
+       {"ACK", "attempt"}},
+      {"extend lease bool", Decode<Extend>, Body({Arr(0), kFalse}), {"EXTEND.lease_ms"}},
+      {"extend ref id str",
+       Decode<Extend>,
+       Body({Arr(1) + Arr(2) + S("1") + U(1), U(1)}),
+       {"EXTEND", "id"}},
+      {"disconnect reason str",
+       Decode<Disconnect>,
+       Body({S("shutdown"), S("")}),
+       {"DISCONNECT.reason"}},
+      {"disconnect reason too big",
+       Decode<Disconnect>,
+       Body({U(256), S("")}),
+       {"DISCONNECT.reason", "out of range"}},
+      {"disconnect message int", Decode<Disconnect>, Body({U(0), U(1)}), {"DISCONNECT.message"}},
+      {"submit req_id negative", Decode<Submit>, Body({Neg(-1), Arr(0)}), {"SUBMIT.req_id"}},
+      {"submit tasks nil", Decode<Submit>, Body({U(1), kNil}), {"SUBMIT.tasks"}},
+      {"spec type int", Decode<Submit>, SpecWith(0, U(1)), {"SUBMIT.tasks[0].type"}},
+      {"spec payload bool", Decode<Submit>, SpecWith(1, kTrue), {"SUBMIT.tasks[0].payload"}},
+      {"spec key nil", Decode<Submit>, SpecWith(2, kNil), {"SUBMIT.tasks[0].key"}},
+      {"spec priority too big",
+       Decode<Submit>,
+       SpecWith(3, U(256)),
+       {"SUBMIT.tasks[0].priority", "out of range"}},
+      {"spec max_attempts str",
+       Decode<Submit>,
+       SpecWith(4, S("3")),
+       {"SUBMIT.tasks[0].max_attempts"}},
+      {"spec timeout negative",
+       Decode<Submit>,
+       SpecWith(5, Neg(-1)),
+       {"SUBMIT.tasks[0].timeout_ms"}},
+      {"spec idempotency bin",
+       Decode<Submit>,
+       SpecWith(6, B("k")),
+       {"SUBMIT.tasks[0].idempotency_key"}},
+      {"submit_reply ids str", Decode<SubmitReply>, Body({U(1), S("1,2")}), {"SUBMIT_REPLY.ids"}},
+      {"submit_reply id str",
+       Decode<SubmitReply>,
+       Body({U(1), Arr(1) + S("1")}),
+       {"SUBMIT_REPLY", "ids"}},
+      {"get with_payload int", Decode<Get>, Body({U(1), Arr(0), U(1)}), {"GET.with_payload"}},
+      {"get id negative", Decode<Get>, Body({U(1), Arr(1) + Neg(-3), kFalse}), {"GET", "ids"}},
+      {"get_reply tasks str", Decode<GetReply>, Body({U(1), S("")}), {"GET_REPLY.tasks"}},
+      {"get_reply task short",
+       Decode<GetReply>,
+       Body({U(1), Arr(1) + Arr(3) + U(1) + U(1) + U(1)}),
+       {"GET_REPLY.tasks[0]", "expected at least 16"}},
+      {"get_reply task state unknown",
+       Decode<GetReply>,
+       Body({U(1), Arr(1) + InfoWith(2, U(6))}),
+       {"GET_REPLY.tasks[0].state", "unknown value 6"}},
+      {"get_reply task submitted str",
+       Decode<GetReply>,
+       Body({U(1), Arr(1) + InfoWith(13, S("now"))}),
+       {"GET_REPLY.tasks[0].submitted_us"}},
+      {"wait timeout str", Decode<Wait>, Body({U(1), U(2), S("5s")}), {"WAIT.timeout_ms"}},
+      {"wait id negative", Decode<Wait>, Body({U(1), Neg(-2), U(5)}), {"WAIT.id"}},
+      {"cancel id str", Decode<Cancel>, Body({U(1), S("7")}), {"CANCEL.id"}},
+      {"cancel_reply state unknown",
+       Decode<CancelReply>,
+       Body({U(1), U(9)}),
+       {"CANCEL_REPLY.state", "unknown value 9"}},
+      {"workers req_id str", Decode<Workers>, Body({S("1")}), {"WORKERS.req_id"}},
+      {"workers_reply workers int",
+       Decode<WorkersReply>,
+       Body({U(1), U(0)}),
+       {"WORKERS_REPLY.workers"}},
+      {"worker pid str",
+       Decode<WorkersReply>,
+       WorkerWith(2, S("1")),
+       {"WORKERS_REPLY.workers[0].pid"}},
+      {"worker handlers int",
+       Decode<WorkersReply>,
+       WorkerWith(3, U(1)),
+       {"WORKERS_REPLY.workers[0].handlers"}},
+      {"worker connected str",
+       Decode<WorkersReply>,
+       WorkerWith(9, S("x")),
+       {"WORKERS_REPLY.workers[0].connected_us"}},
+      {"stats req_id nil", Decode<Stats>, Body({kNil}), {"STATS.req_id"}},
+      {"stats_reply counters array",
+       Decode<StatsReply>,
+       Body({U(1), Arr(0)}),
+       {"STATS_REPLY.counters", "expected map"}},
+      {"stats_reply key int",
+       Decode<StatsReply>,
+       Body({U(1), Map(1) + U(1) + U(1)}),
+       {"STATS_REPLY.counters.key"}},
+      {"stats_reply value str",
+       Decode<StatsReply>,
+       Body({U(1), Map(1) + S("a") + S("1")}),
+       {"STATS_REPLY.counters.value"}},
+      {"error code too big",
+       Decode<Error>,
+       Body({U(1), U(300), S("m")}),
+       {"ERROR.code", "out of range"}},
+      {"error message int", Decode<Error>, Body({U(1), U(3), U(0)}), {"ERROR.message"}},
+      {"task_info id str", Decode<TaskInfo>, InfoWith(0, S("1")), {"TASK_INFO.id"}},
+      {"task_info finished too big",
+       Decode<TaskInfo>,
+       InfoWith(15, U(std::numeric_limits<uint64_t>::max())),
+       {"TASK_INFO.finished_us", "out of range"}},
+  };
+}
+
+TEST(Codec, RejectsWrongFieldTypesNamingTheField) {
+  for (const WrongField& c : WrongFields()) {
+    SCOPED_TRACE(c.name);
+    const Status st = c.decode(c.body);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    for (const auto& part : c.expect) EXPECT_THAT(st.message(), HasSubstr(part));
+  }
+}
+
+// codec.cc promises paths such as "TASKS.tasks[3].type". Elements of plain lists (strings,
+// ids, refs) are named as "HELLO[1].handlers" or "ACK[1].attempt" instead, and for a worker's
+// handlers in WORKERS_REPLY the handler's index replaces the worker's.
+TEST(Codec, NamesElementsOfNestedListsByTheirPath) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {Decode<Hello>(HelloWith(2, Arr(2) + S("echo") + U(1))).message(), "HELLO.handlers[1]"},
+      {Decode<Ack>(Body({Arr(2) + Arr(2) + U(1) + U(1) + Arr(2) + U(2) + S("x")})).message(),
+       "ACK.refs[1].attempt"},
+      {Decode<SubmitReply>(Body({U(1), Arr(2) + U(1) + S("x")})).message(), "SUBMIT_REPLY.ids[1]"},
+      {Decode<Get>(Body({U(1), Arr(2) + U(1) + S("x"), kFalse})).message(), "GET.ids[1]"},
+      {Decode<WorkersReply>(
+           Body({U(1), Arr(2) + WorkerBody(0, S("w")) + WorkerBody(3, Arr(1) + U(7))}))
+           .message(),
+       "WORKERS_REPLY.workers[1].handlers[0]"},
+  };
+  for (const auto& [message, path] : cases) EXPECT_THAT(message, HasSubstr(path));
+}
+
+TEST(Codec, TheBaseBodiesOfTheWrongFieldCasesAreValid) {
+  // Guards the table above: each case must fail because of its one substituted field.
+  EXPECT_TRUE(Decode<Hello>(HelloWith(0, S("w"))).ok());
+  EXPECT_TRUE(Decode<Tasks>(TaskWith(0, U(1))).ok());
+  EXPECT_TRUE(Decode<Results>(ResultWith(0, U(1))).ok());
+  EXPECT_TRUE(Decode<Submit>(SpecWith(0, S("echo"))).ok());
+  EXPECT_TRUE(Decode<TaskInfo>(InfoWith(0, U(1))).ok());
+  EXPECT_TRUE(Decode<GetReply>(Body({U(1), Arr(1) + InfoWith(0, U(1))})).ok());
+  EXPECT_TRUE(Decode<WorkersReply>(WorkerWith(0, S("w"))).ok());
+  EXPECT_TRUE(Decode<Welcome>(Body({U(1), U(1), U(1), U(1), U(1)})).ok());
+  EXPECT_TRUE(Decode<StatsReply>(Body({U(1), Map(1) + S("a") + U(1)})).ok());
+  EXPECT_TRUE(Decode<Ack>(Body({Arr(1) + Arr(2) + U(1) + U(1)})).ok());
+}
+
+// ---------------------------------------------------------------- hostile bodies
+
+struct Decoded {
+  Status status;
+  size_t largest_alloc = 0;
+};
+
+template <typename M>
+Decoded DecodeMeasured(std::string_view body) {
+  M m;
+  yard_codec_test_alloc::largest.store(0);
+  yard_codec_test_alloc::tracking.store(true);
+  Status st = DecodeBody(body, &m);
+  yard_codec_test_alloc::tracking.store(false);
+  return {std::move(st), yard_codec_test_alloc::largest.load()};
+}
+
+// A few bytes must never make the decoder reserve memory for what they merely claim.
+constexpr size_t kSmallAllocation = 64 * 1024;
+
+template <typename M>
+void ExpectRejectedCheaply(const std::string& body) {
+  const Decoded d = DecodeMeasured<M>(body);
+  EXPECT_FALSE(d.status.ok());
+  EXPECT_EQ(d.status.code(), StatusCode::kInvalidArgument);
+  // Had the decoder tried to allocate what the body claims, it would have failed with
+  // bad_alloc (or succeeded, worse) rather than refusing the claim.
+  EXPECT_THAT(d.status.message(), Not(HasSubstr("too large to decode")));
+  if (YARD_TRACK_MALLOC) {
+    EXPECT_LT(d.largest_alloc, kSmallAllocation) << "largest single allocation while decoding";
+  }
+}
+
+TEST(Codec, RejectsHugeClaimsWithoutAllocatingThem) {
+  const std::vector<std::string> claims = {
+      Unhex("dd ff ff ff ff"),     // array32 of 4G elements
+      Unhex("db ff ff ff ff"),     // str32 of 4 GB
+      Unhex("c6 ff ff ff ff"),     // bin32 of 4 GB
+      Unhex("df ff ff ff ff"),     // map32 of 4G pairs
+      Unhex("c9 ff ff ff ff 01"),  // ext32 of 4 GB
+      Unhex("dc ff ff"),           // array16 of 65535 elements
+      Unhex("de ff ff"),           // map16
+  };
+  for (const std::string& claim : claims) {
+    SCOPED_TRACE(::testing::PrintToString(claim));
+    // On its own, as a field, and as a nested element.
+    ExpectRejectedCheaply<Hello>(claim);
+    ExpectRejectedCheaply<Heartbeat>(claim);
+    ExpectRejectedCheaply<Submit>(Arr(2) + U(1) + claim);
+    ExpectRejectedCheaply<Tasks>(Arr(1) + Arr(1) + Arr(5) + U(1) + U(1) + S("t") + claim);
+    ExpectRejectedCheaply<StatsReply>(Arr(2) + U(1) + claim);
+    ExpectRejectedCheaply<GetReply>(Arr(2) + U(1) + Arr(1) + claim);
+    // Followed by plenty of bytes that still fall far short of the claim.
+    ExpectRejectedCheaply<Tasks>(Arr(1) + claim + std::string(4096, '\0'));
+  }
+}
+
+TEST(Codec, TrackingAllocationsWorks) {
+  if (!YARD_TRACK_MALLOC) GTEST_SKIP() << "malloc is not interposed in this build";
+  // A legitimate 100 KB payload is copied: the probe must see it.
+  Tasks t{{{1, 1, "echo", std::string(100 * 1024, 'x'), 1}}};
+  const Decoded d = DecodeMeasured<Tasks>(EncodeBody(t));
+  ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+  EXPECT_GE(d.largest_alloc, 100u * 1024);
+}
+
+TEST(Codec, RejectsDeepNesting) {
+  std::string body(100, static_cast<char>(0x91));
+  body += kNil;
+  for (const auto& st : {Decode<Hello>(body), Decode<Tasks>(body), Decode<GetReply>(body),
+                         Decode<Heartbeat>(body)}) {
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(st.message(), HasSubstr("nesting too deep"));
+  }
+  // Deep nesting inside an otherwise plausible message.
+  std::string nested = Arr(2) + U(1) + std::string(50, static_cast<char>(0x91)) + Arr(0);
+  EXPECT_FALSE(Decode<Submit>(nested).ok());
+}
+
+TEST(Codec, RejectsGarbage) {
+  for (const std::string& body :
+       {Unhex("c1"), Unhex("ff ff ff ff"), Unhex("91 c1"), std::string("YD\x01\x01", 4)}) {
+    const Status st = Decode<Hello>(body);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << ::testing::PrintToString(body);
+  }
+}
+
+// ---------------------------------------------------------------- header
+
+TEST(CodecHeader, EncodesMagicVersionAndCommand) {
+  EXPECT_EQ(EncodeHeader(Command::kHello), std::string("YD\x01\x01", 4));
+  EXPECT_EQ(EncodeHeader(Command::kError), std::string("YD\x01\x2f", 4));
+  EXPECT_EQ(EncodeHeader(Command::kStatsReply).size(), kHeaderSize);
+}
+
+TEST(CodecHeader, AcceptsEveryKnownCommand) {
+  int known = 0;
+  for (int c = 0; c < 256; ++c) {
+    if (!IsKnownCommand(static_cast<uint8_t>(c))) continue;
+    ++known;
+    Command got{};
+    EXPECT_EQ(CheckHeader(EncodeHeader(static_cast<Command>(c)), &got), HeaderCheck::kOk) << c;
+    EXPECT_EQ(static_cast<int>(got), c);
+    EXPECT_STRNE(CommandName(got), "UNKNOWN") << c;
+  }
+  EXPECT_EQ(known, 21);  // one per Command enumerator
+}
+
+TEST(CodecHeader, RejectsMalformedFrames) {
+  Command cmd{};
+  EXPECT_EQ(CheckHeader("", &cmd), HeaderCheck::kMalformed);
+  EXPECT_EQ(CheckHeader(std::string("YD\x01", 3), &cmd), HeaderCheck::kMalformed);
+  EXPECT_EQ(CheckHeader(std::string("YD\x01\x01\x00", 5), &cmd), HeaderCheck::kMalformed);
+  EXPECT_EQ(CheckHeader(std::string("XD\x01\x01", 4), &cmd), HeaderCheck::kMalformed);
+  EXPECT_EQ(CheckHeader(std::string("YE\x01\x01", 4), &cmd), HeaderCheck::kMalformed);
+  EXPECT_EQ(CheckHeader(std::string("yd\x01\x01", 4), &cmd), HeaderCheck::kMalformed);
+  // A body where a header belongs.
+  EXPECT_EQ(CheckHeader(EncodeBody(Credit{5}), &cmd), HeaderCheck::kMalformed);
+}
+
+TEST(CodecHeader, RejectsOtherVersions) {
+  Command cmd{};
+  EXPECT_EQ(CheckHeader(std::string("YD\x00\x01", 4), &cmd), HeaderCheck::kBadVersion);
+  EXPECT_EQ(CheckHeader(std::string("YD\x02\x01", 4), &cmd), HeaderCheck::kBadVersion);
+  EXPECT_EQ(CheckHeader(std::string("YD\xff\x01", 4), &cmd), HeaderCheck::kBadVersion);
+}
+
+TEST(CodecHeader, UnknownCommandsBelow0x80AreRequired) {
+  Command cmd{};
+  for (int c : {0x00, 0x0a, 0x1f, 0x25, 0x2c, 0x2d, 0x2e, 0x30, 0x7f}) {
+    const std::string h{'Y', 'D', '\x01', static_cast<char>(c)};
+    EXPECT_EQ(CheckHeader(h, &cmd), HeaderCheck::kUnknownRequired) << c;
+  }
+}
+
+TEST(CodecHeader, UnknownCommandsFrom0x80AreOptional) {
+  Command cmd{};
+  for (int c : {0x80, 0x81, 0xc0, 0xfe, 0xff}) {
+    const std::string h{'Y', 'D', '\x01', static_cast<char>(c)};
+    EXPECT_EQ(CheckHeader(h, &cmd), HeaderCheck::kUnknownOptional) << c;
+  }
+}
+
+TEST(CodecHeader, CommandOfMatchesTheMessage) {
+  EXPECT_EQ(CommandOf<Hello>::value, Command::kHello);
+  EXPECT_EQ(CommandOf<Results>::value, Command::kResults);
+  EXPECT_EQ(CommandOf<Submit>::value, Command::kSubmit);
+  EXPECT_EQ(CommandOf<GetReply>::value, Command::kGetReply);
+  EXPECT_EQ(CommandOf<Error>::value, Command::kError);
+}
+
+}  // namespace
+}  // namespace yard::protocol

@@ -1,0 +1,227 @@
+// Golden bytes for the wire format: the file at YARD_GOLDEN_FILE was written independently of
+// this codec (lines "NAME HEX", body bytes only). Each message below, with exactly these
+// values, must encode to those bytes and decode from them. A change here is a protocol change.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "common/protocol/codec.h"
+
+#ifndef YARD_GOLDEN_FILE
+#error "YARD_GOLDEN_FILE must name the golden frames file (see tests/CMakeLists.txt)"
+#endif
+
+namespace yard::protocol {
+namespace {
+
+std::string ToHex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) out.push_back(' ');
+    const auto b = static_cast<uint8_t>(bytes[i]);
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xf]);
+  }
+  return out;
+}
+
+// Accepts "a0b1", "a0 b1" or "A0B1". Returns false on anything else.
+bool FromHex(std::string_view hex, std::string* out) {
+  out->clear();
+  int nibbles = 0;
+  unsigned byte = 0;
+  for (char c : hex) {
+    unsigned v;
+    if (c >= '0' && c <= '9') {
+      v = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      v = static_cast<unsigned>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      v = static_cast<unsigned>(c - 'A' + 10);
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      continue;
+    } else {
+      return false;
+    }
+    byte = byte * 16 + v;
+    if (++nibbles == 2) {
+      out->push_back(static_cast<char>(byte));
+      nibbles = 0;
+      byte = 0;
+    }
+  }
+  return nibbles == 0;
+}
+
+struct GoldenFile {
+  bool opened = false;
+  std::map<std::string, std::string> bodies;  // NAME -> body bytes
+  std::vector<std::string> problems;          // malformed or duplicate lines
+};
+
+const GoldenFile& Golden() {
+  static const GoldenFile file = [] {
+    GoldenFile g;
+    std::ifstream in(YARD_GOLDEN_FILE);
+    g.opened = static_cast<bool>(in);
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      const size_t start = line.find_first_not_of(" \t\r");
+      if (start == std::string::npos || line[start] == '#') continue;
+      std::istringstream fields(line.substr(start));
+      std::string name;
+      fields >> name;
+      std::string rest;
+      std::getline(fields, rest);
+      std::string bytes;
+      if (rest.find_first_not_of(" \t\r") == std::string::npos || !FromHex(rest, &bytes)) {
+        g.problems.push_back("line " + std::to_string(number) + ": not 'NAME HEX': " + line);
+        continue;
+      }
+      if (!g.bodies.emplace(name, bytes).second) {
+        g.problems.push_back("line " + std::to_string(number) + ": " + name + " given twice");
+      }
+    }
+    return g;
+  }();
+  return file;
+}
+
+// Field-by-field views for comparison.
+auto Tie(const TaskMsg& m) { return std::tie(m.id, m.attempt, m.type, m.payload, m.lease_ms); }
+auto Tie(const ResultMsg& m) {
+  return std::tie(m.id, m.attempt, m.outcome, m.output, m.error, m.duration_us);
+}
+auto Tie(const TaskRef& m) { return std::tie(m.id, m.attempt); }
+auto Tie(const TaskSpec& m) {
+  return std::tie(m.type, m.payload, m.key, m.priority, m.max_attempts, m.timeout_ms,
+                  m.idempotency_key);
+}
+template <typename T>
+auto Ties(const std::vector<T>& v) {
+  std::vector<decltype(Tie(v.front()))> out;
+  for (const auto& x : v) out.push_back(Tie(x));
+  return out;
+}
+auto Tie(const Hello& m) {
+  return std::tie(m.worker_id, m.incarnation, m.handlers, m.slots, m.credit, m.hostname, m.pid,
+                  m.tags);
+}
+auto Tie(const Welcome& m) {
+  return std::tie(m.session, m.heartbeat_ms, m.liveness, m.max_message_bytes, m.max_batch);
+}
+auto Tie(const Tasks& m) { return std::make_tuple(Ties(m.tasks)); }
+auto Tie(const Results& m) { return std::make_tuple(m.credit, Ties(m.results)); }
+auto Tie(const Credit& m) { return std::tie(m.credit); }
+auto Tie(const Ack& m) { return std::make_tuple(Ties(m.refs)); }
+auto Tie(const Heartbeat&) { return std::make_tuple(); }
+auto Tie(const Extend& m) { return std::make_tuple(Ties(m.refs), m.lease_ms); }
+auto Tie(const Disconnect& m) { return std::tie(m.reason, m.message); }
+auto Tie(const Submit& m) { return std::make_tuple(m.req_id, Ties(m.tasks)); }
+auto Tie(const SubmitReply& m) { return std::tie(m.req_id, m.ids); }
+auto Tie(const Error& m) { return std::tie(m.req_id, m.code, m.message); }
+
+// One golden message: its encoding, and a check of a decoded golden body.
+struct Case {
+  std::function<std::string()> encode;
+  std::function<void(std::string_view)> check_decode;
+};
+
+template <typename M>
+Case MakeCase(M value) {
+  return {[value] { return EncodeBody(value); },
+          [value](std::string_view body) {
+            M got;
+            const Status st = DecodeBody(body, &got);
+            ASSERT_TRUE(st.ok()) << st.ToString();
+            EXPECT_EQ(Tie(got), Tie(value));
+          }};
+}
+
+const std::map<std::string, Case>& Cases() {
+  static const std::map<std::string, Case> cases = [] {
+    std::map<std::string, Case> c;
+    c["HELLO"] = MakeCase(Hello{"w1", 7, {"echo", "sleep"}, 2, 64, "h", 42, {}});
+    c["WELCOME"] = MakeCase(Welcome{1, 1000, 3, 16777216, 256});
+    c["TASKS"] = MakeCase(Tasks{{{1, 1, "echo", "hi", 30000}}});
+    c["RESULTS"] = MakeCase(Results{1, {{1, 1, Outcome::kOk, "hi", "", 12}}});
+    c["CREDIT"] = MakeCase(Credit{10});
+    c["ACK"] = MakeCase(Ack{{{1, 1}, {2, 1}}});
+    c["HEARTBEAT"] = MakeCase(Heartbeat{});
+    c["EXTEND"] = MakeCase(Extend{{{1, 1}}, 60000});
+    c["DISCONNECT"] = MakeCase(Disconnect{DisconnectReason::kUnknownSession, "unknown session"});
+    c["SUBMIT"] = MakeCase(Submit{5, {{"echo", "hello", "", 5, 0, 0, ""}}});
+    c["SUBMIT_REPLY"] = MakeCase(SubmitReply{5, {1}});
+    c["ERROR"] = MakeCase(Error{5, 3, "bad"});
+    return c;
+  }();
+  return cases;
+}
+
+TEST(Golden, FileIsReadable) {
+  const GoldenFile& g = Golden();
+  ASSERT_TRUE(g.opened) << "cannot read the golden file " << YARD_GOLDEN_FILE;
+  EXPECT_THAT(g.problems, ::testing::IsEmpty());
+}
+
+TEST(Golden, FileNamesOnlyKnownMessages) {
+  const GoldenFile& g = Golden();
+  ASSERT_TRUE(g.opened) << "cannot read the golden file " << YARD_GOLDEN_FILE;
+  for (const auto& [name, bytes] : g.bodies) {
+    EXPECT_TRUE(Cases().contains(name))
+        << "the golden file has " << name << ", which this test does not know: add its values "
+        << "to Cases() or remove the line";
+  }
+}
+
+class GoldenMessage : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenMessage, EncodesToTheGoldenBytes) {
+  const GoldenFile& g = Golden();
+  ASSERT_TRUE(g.opened) << "cannot read the golden file " << YARD_GOLDEN_FILE;
+  auto it = g.bodies.find(GetParam());
+  ASSERT_NE(it, g.bodies.end()) << "the golden file has no line for " << GetParam();
+  EXPECT_EQ(ToHex(Cases().at(GetParam()).encode()), ToHex(it->second));
+}
+
+TEST_P(GoldenMessage, DecodesTheGoldenBytes) {
+  const GoldenFile& g = Golden();
+  ASSERT_TRUE(g.opened) << "cannot read the golden file " << YARD_GOLDEN_FILE;
+  auto it = g.bodies.find(GetParam());
+  ASSERT_NE(it, g.bodies.end()) << "the golden file has no line for " << GetParam();
+  SCOPED_TRACE(GetParam() + " " + ToHex(it->second));
+  Cases().at(GetParam()).check_decode(it->second);
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenMessage,
+                         ::testing::Values("HELLO", "WELCOME", "TASKS", "RESULTS", "CREDIT", "ACK",
+                                           "HEARTBEAT", "EXTEND", "DISCONNECT", "SUBMIT",
+                                           "SUBMIT_REPLY", "ERROR"),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           return param.param;
+                         });
+
+TEST(Golden, EveryKnownMessageIsInstantiated) {
+  // Cases() and the instantiation above list the same names.
+  EXPECT_EQ(Cases().size(), 12u);
+}
+
+TEST(Golden, HeaderBytes) {
+  EXPECT_EQ(ToHex(EncodeHeader(Command::kHello)), "59 44 01 01");
+  EXPECT_EQ(ToHex(EncodeHeader(Command::kSubmit)), "59 44 01 20");
+}
+
+}  // namespace
+}  // namespace yard::protocol
