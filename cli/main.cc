@@ -1,6 +1,8 @@
 // yard: the command-line client. Human-readable output by default, --json for scripts.
 // Exit codes: 0 ok; 1 the task failed or the master refused the request; 2 usage error;
 // 3 master unreachable or no answer in time.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -323,11 +325,23 @@ int main(int argc, char** argv) {
     Json all = Json::array();
     int code = kExitOk;
     size_t ok = 0;
+    // Progress on a terminal for many tasks: one line, redrawn at most every 100 ms.
+    const bool progress = ids.size() > 1 && isatty(STDERR_FILENO);
+    Micros last_draw = 0;
+    size_t finished = 0;
     for (uint64_t tid : ids) {
       auto t = WaitFor(c, tid, *wt);
       if (!t.ok()) return Fail(t.status());
       if (ExitForTask(*t) != kExitOk) code = kExitFailed;
       ok += t->state == TaskState::kSucceeded;
+      ++finished;
+      const Micros now = yard::SystemClock::Get().Now();
+      if (progress && (now - last_draw > 100 * yard::kMillis || finished == ids.size())) {
+        std::fprintf(stderr, "\rwaiting: %zu/%zu finished, %zu failed", finished, ids.size(),
+                     finished - ok);
+        if (finished == ids.size()) std::fputc('\n', stderr);
+        last_draw = now;
+      }
       if (g.json) {
         all.push_back(TaskJson(*t));
       } else if (ids.size() == 1) {

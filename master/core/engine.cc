@@ -294,8 +294,8 @@ void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, 
                           config_.max_message_bytes, config_.max_batch}});
 }
 
-void Engine::RemoveWorker(const ConnId& conn, bool count_failures, const std::string& reason,
-                          Now now, Effects& fx) {
+void Engine::RemoveWorker(ConnId conn, bool count_failures, const std::string& reason, Now now,
+                          Effects& fx) {
   auto it = workers_.find(conn);
   if (it == workers_.end()) return;
   const std::vector<uint64_t> inflight(it->second.inflight.begin(), it->second.inflight.end());

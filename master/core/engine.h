@@ -174,7 +174,8 @@ class Engine {
   void DetachFromHolder(Task& t);
   // Undoes the bookkeeping of the task's current state (gauges, ready entry, holder).
   void LeaveState(Task& t);
-  void RemoveWorker(const ConnId& conn, bool count_failures, const std::string& reason, Now now,
+  // Takes `conn` by value: callers often pass a reference into the worker it erases.
+  void RemoveWorker(ConnId conn, bool count_failures, const std::string& reason, Now now,
                     Effects& fx);
   void RegisterWorker(const ConnId& conn, const protocol::Hello& hello, Now now, Effects& fx);
   // Pops the next runnable task id this worker can handle, or 0.
