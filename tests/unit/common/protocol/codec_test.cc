@@ -14,6 +14,8 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/testing/hex.h"
+
 // The hostile-body tests measure the largest single malloc made while decoding. Interposing
 // malloc is only safe without a sanitizer runtime (which owns malloc itself) and on glibc.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -56,30 +58,7 @@ using ::testing::Not;
 
 // ---------------------------------------------------------------- helpers
 
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  int nibbles = 0;
-  unsigned byte = 0;
-  for (char c : hex) {
-    unsigned v;
-    if (c >= '0' && c <= '9') {
-      v = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      v = static_cast<unsigned>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      v = static_cast<unsigned>(c - 'A' + 10);
-    } else {
-      continue;
-    }
-    byte = byte * 16 + v;
-    if (++nibbles == 2) {
-      out.push_back(static_cast<char>(byte));
-      nibbles = 0;
-      byte = 0;
-    }
-  }
-  return out;
-}
+using testing::Unhex;
 
 // A few MessagePack writers for hand-made (often deliberately wrong) bodies. The tests do not
 // use the msgpack library: the codec is its only user.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/protocol/codec.h"
+#include "tests/testing/hex.h"
 
 #ifndef YARD_GOLDEN_FILE
 #error "YARD_GOLDEN_FILE must name the golden frames file (see tests/CMakeLists.txt)"
@@ -23,45 +24,8 @@
 namespace yard::protocol {
 namespace {
 
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    if (i > 0) out.push_back(' ');
-    const auto b = static_cast<uint8_t>(bytes[i]);
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
-  }
-  return out;
-}
-
-// Accepts "a0b1", "a0 b1" or "A0B1". Returns false on anything else.
-bool FromHex(std::string_view hex, std::string* out) {
-  out->clear();
-  int nibbles = 0;
-  unsigned byte = 0;
-  for (char c : hex) {
-    unsigned v;
-    if (c >= '0' && c <= '9') {
-      v = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      v = static_cast<unsigned>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      v = static_cast<unsigned>(c - 'A' + 10);
-    } else if (c == ' ' || c == '\t' || c == '\r') {
-      continue;
-    } else {
-      return false;
-    }
-    byte = byte * 16 + v;
-    if (++nibbles == 2) {
-      out->push_back(static_cast<char>(byte));
-      nibbles = 0;
-      byte = 0;
-    }
-  }
-  return nibbles == 0;
-}
+using testing::FromHex;
+using testing::ToHex;
 
 struct GoldenFile {
   bool opened = false;
