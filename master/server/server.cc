@@ -63,12 +63,13 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
   auto cep = s->clients_sock_->Bind(options.client_endpoint);
   if (!cep.ok()) return cep.status().WithContext("--client-endpoint");
   s->client_endpoint_ = *cep;
-  s->workers_idx_ = s->poller_.Add(*s->workers_sock_);
-  s->clients_idx_ = s->poller_.Add(*s->clients_sock_);
+  // Each turn drains both sockets whatever woke it, so the indices are not needed.
+  s->poller_.Add(*s->workers_sock_);
+  s->poller_.Add(*s->clients_sock_);
   s->poller_.AddFd(s->wake_.fd());
 
-  // Tasks left active in the store (a durable store after a restart) go back to the queue.
-  std::vector<protocol::TaskSpec> none;
+  // Rebuilding queues from a store's active tasks arrives with the durable store. Until then a
+  // store that holds any is refused rather than silently ignored.
   size_t recovered = 0;
   RETURN_IF_ERROR(store.ForEachActive([&](protocol::TaskInfo&&) { ++recovered; }));
   if (recovered > 0) {

@@ -76,7 +76,6 @@ class Server {
   std::unique_ptr<transport::Socket> clients_sock_;
   transport::Notifier wake_;
   transport::Poller poller_;
-  size_t workers_idx_ = 0, clients_idx_ = 0;
   std::string client_endpoint_, worker_endpoint_;
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<bool> stop_{false};

@@ -6,8 +6,7 @@ Status MemoryStore::Commit(const std::vector<protocol::TaskInfo>& records) {
   for (const auto& r : records) {
     auto old = records_.find(r.id);
     const bool was_terminal = old != records_.end() && protocol::IsTerminal(old->second.state);
-    auto [it, inserted] = records_.insert_or_assign(r.id, r);
-    (void)inserted;
+    auto it = records_.insert_or_assign(r.id, r).first;
     if (r.id > max_id_) max_id_ = r.id;
     if (protocol::IsTerminal(r.state)) {
       // Terminal records drop their payload: only the result is asked for from here on.
