@@ -23,6 +23,7 @@
 #include "master/server/options.h"
 #include "master/server/server.h"
 #include "master/state/memory_store.h"
+#include "tests/testing/task_spec.h"
 #include "worker/handlers/builtin.h"
 #include "worker/session.h"
 
@@ -36,15 +37,7 @@ using ::testing::HasSubstr;
 
 constexpr Micros kDeadline = 30 * kSeconds;
 
-TaskSpec Spec(std::string type, std::string payload, std::string key = "",
-              uint32_t max_attempts = 0) {
-  TaskSpec s;
-  s.type = std::move(type);
-  s.payload = std::move(payload);
-  s.key = std::move(key);
-  s.max_attempts = max_attempts;
-  return s;
-}
+using testing::Spec;
 
 // A MemoryStore whose commits can be made to fail, as a full disk would make a durable one.
 class FlakyStore final : public state::StateStore {
@@ -287,8 +280,9 @@ TEST_F(MasterWorkerTest, KeyedTasksRunOneAfterAnotherInSubmitOrder) {
 
 TEST_F(MasterWorkerTest, FailingTasksEndFailedAfterMaxAttempts) {
   const std::vector<uint64_t> ids =
-      Submit({Spec("fail", "", "", /*max_attempts=*/3), Spec("fail", "permanent", "", 3),
-              Spec("echo", "fine", "", 3)});
+      Submit({Spec("fail", "", "", protocol::kDefaultPriority, /*max_attempts=*/3),
+              Spec("fail", "permanent", "", protocol::kDefaultPriority, 3),
+              Spec("echo", "fine", "", protocol::kDefaultPriority, 3)});
   ASSERT_EQ(ids.size(), 3u);
   const std::vector<TaskInfo> tasks = WaitAll(ids);
   ASSERT_EQ(tasks.size(), 3u);

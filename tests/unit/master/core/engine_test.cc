@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/fakes/fake_clock.h"
+#include "tests/testing/task_spec.h"
 
 namespace yard::core {
 namespace {
@@ -27,18 +28,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-TaskSpec Spec(std::string type = "echo", std::string payload = "p", std::string key = "",
-              uint8_t priority = protocol::kDefaultPriority, uint32_t max_attempts = 0,
-              uint32_t timeout_ms = 0) {
-  TaskSpec s;
-  s.type = std::move(type);
-  s.payload = std::move(payload);
-  s.key = std::move(key);
-  s.priority = priority;
-  s.max_attempts = max_attempts;
-  s.timeout_ms = timeout_ms;
-  return s;
-}
+using testing::Spec;
 
 // Tasks sent by one Dispatch call: per connection, in order, and how many TASKS messages.
 struct Sent {
