@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/testing/hex.h"
+#include "tests/testing/message_tie.h"
 
 // The hostile-body tests measure the largest single malloc made while decoding. Interposing
 // malloc is only safe without a sanitizer runtime (which owns malloc itself) and on glibc.
@@ -104,68 +105,6 @@ std::string Body(const std::vector<std::string>& fields) {
 
 // Binary bytes that a text-minded codec would mangle.
 const std::string kBinary("\x00\xff\x01\x80\x7f\xc0\xff\x00p", 9);
-
-// Field-by-field views, so that gtest can compare and print messages.
-auto Tie(const Hello& m) {
-  return std::tie(m.worker_id, m.incarnation, m.handlers, m.slots, m.credit, m.hostname, m.pid,
-                  m.tags);
-}
-auto Tie(const Welcome& m) {
-  return std::tie(m.session, m.heartbeat_ms, m.liveness, m.max_message_bytes, m.max_batch);
-}
-auto Tie(const TaskMsg& m) { return std::tie(m.id, m.attempt, m.type, m.payload, m.lease_ms); }
-auto Tie(const ResultMsg& m) {
-  return std::tie(m.id, m.attempt, m.outcome, m.output, m.error, m.duration_us);
-}
-auto Tie(const TaskRef& m) { return std::tie(m.id, m.attempt); }
-auto Tie(const TaskSpec& m) {
-  return std::tie(m.type, m.payload, m.key, m.priority, m.max_attempts, m.timeout_ms,
-                  m.idempotency_key);
-}
-auto Tie(const TaskInfo& m) {
-  return std::tie(m.id, m.type, m.state, m.priority, m.key, m.attempt, m.failures, m.max_attempts,
-                  m.timeout_ms, m.payload, m.result, m.error, m.worker, m.submitted_us,
-                  m.dispatched_us, m.finished_us);
-}
-auto Tie(const WorkerInfo& m) {
-  return std::tie(m.worker_id, m.hostname, m.pid, m.handlers, m.slots, m.credit, m.inflight,
-                  m.completed, m.failed, m.connected_us, m.last_seen_ms);
-}
-template <typename T>
-auto Ties(const std::vector<T>& v) {
-  std::vector<decltype(Tie(v.front()))> out;
-  for (const auto& x : v) out.push_back(Tie(x));
-  return out;
-}
-auto Tie(const Tasks& m) { return std::make_tuple(Ties(m.tasks)); }
-auto Tie(const Results& m) { return std::make_tuple(m.credit, Ties(m.results)); }
-auto Tie(const Credit& m) { return std::tie(m.credit); }
-auto Tie(const Ack& m) { return std::make_tuple(Ties(m.refs)); }
-auto Tie(const Heartbeat&) { return std::make_tuple(); }
-auto Tie(const Extend& m) { return std::make_tuple(Ties(m.refs), m.lease_ms); }
-auto Tie(const Disconnect& m) { return std::tie(m.reason, m.message); }
-auto Tie(const Submit& m) { return std::make_tuple(m.req_id, Ties(m.tasks)); }
-auto Tie(const SubmitReply& m) { return std::tie(m.req_id, m.ids); }
-auto Tie(const Get& m) { return std::tie(m.req_id, m.ids, m.with_payload); }
-auto Tie(const GetReply& m) {
-  std::vector<std::optional<decltype(Tie(TaskInfo{}))>> tasks;
-  for (const auto& t : m.tasks) {
-    if (t) {
-      tasks.emplace_back(Tie(*t));
-    } else {
-      tasks.emplace_back(std::nullopt);
-    }
-  }
-  return std::make_tuple(m.req_id, tasks);
-}
-auto Tie(const Wait& m) { return std::tie(m.req_id, m.id, m.timeout_ms); }
-auto Tie(const Cancel& m) { return std::tie(m.req_id, m.id); }
-auto Tie(const CancelReply& m) { return std::tie(m.req_id, m.state); }
-auto Tie(const Workers& m) { return std::tie(m.req_id); }
-auto Tie(const WorkersReply& m) { return std::make_tuple(m.req_id, Ties(m.workers)); }
-auto Tie(const Stats& m) { return std::tie(m.req_id); }
-auto Tie(const StatsReply& m) { return std::tie(m.req_id, m.counters); }
-auto Tie(const Error& m) { return std::tie(m.req_id, m.code, m.message); }
 
 template <typename M>
 Status Decode(std::string_view body) {

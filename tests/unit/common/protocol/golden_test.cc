@@ -16,6 +16,7 @@
 
 #include "common/protocol/codec.h"
 #include "tests/testing/hex.h"
+#include "tests/testing/message_tie.h"
 
 #ifndef YARD_GOLDEN_FILE
 #error "YARD_GOLDEN_FILE must name the golden frames file (see tests/CMakeLists.txt)"
@@ -62,40 +63,6 @@ const GoldenFile& Golden() {
   }();
   return file;
 }
-
-// Field-by-field views for comparison.
-auto Tie(const TaskMsg& m) { return std::tie(m.id, m.attempt, m.type, m.payload, m.lease_ms); }
-auto Tie(const ResultMsg& m) {
-  return std::tie(m.id, m.attempt, m.outcome, m.output, m.error, m.duration_us);
-}
-auto Tie(const TaskRef& m) { return std::tie(m.id, m.attempt); }
-auto Tie(const TaskSpec& m) {
-  return std::tie(m.type, m.payload, m.key, m.priority, m.max_attempts, m.timeout_ms,
-                  m.idempotency_key);
-}
-template <typename T>
-auto Ties(const std::vector<T>& v) {
-  std::vector<decltype(Tie(v.front()))> out;
-  for (const auto& x : v) out.push_back(Tie(x));
-  return out;
-}
-auto Tie(const Hello& m) {
-  return std::tie(m.worker_id, m.incarnation, m.handlers, m.slots, m.credit, m.hostname, m.pid,
-                  m.tags);
-}
-auto Tie(const Welcome& m) {
-  return std::tie(m.session, m.heartbeat_ms, m.liveness, m.max_message_bytes, m.max_batch);
-}
-auto Tie(const Tasks& m) { return std::make_tuple(Ties(m.tasks)); }
-auto Tie(const Results& m) { return std::make_tuple(m.credit, Ties(m.results)); }
-auto Tie(const Credit& m) { return std::tie(m.credit); }
-auto Tie(const Ack& m) { return std::make_tuple(Ties(m.refs)); }
-auto Tie(const Heartbeat&) { return std::make_tuple(); }
-auto Tie(const Extend& m) { return std::make_tuple(Ties(m.refs), m.lease_ms); }
-auto Tie(const Disconnect& m) { return std::tie(m.reason, m.message); }
-auto Tie(const Submit& m) { return std::make_tuple(m.req_id, Ties(m.tasks)); }
-auto Tie(const SubmitReply& m) { return std::tie(m.req_id, m.ids); }
-auto Tie(const Error& m) { return std::tie(m.req_id, m.code, m.message); }
 
 // One golden message: its encoding, and a check of a decoded golden body.
 struct Case {
