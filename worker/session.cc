@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 
 #include "common/protocol/codec.h"
 
@@ -14,6 +15,7 @@ using protocol::Command;
 using protocol::DisconnectReason;
 
 namespace {
+constexpr int kGoodbyeLingerMs = 1000;
 constexpr Micros kFirstBackoff = 100 * kMillis;
 constexpr Micros kMaxBackoff = 5 * kSeconds;
 constexpr size_t kMaxResultsPerMessage = 1024;
@@ -90,6 +92,7 @@ void Session::SendHello(Link& l, Micros now) {
   const uint32_t window = draining_ ? 0 : Window();
   h.credit = window > l.held ? window - l.held : 0;
   l.master_credit = h.credit;
+  l.owed_credit = 0;  // the HELLO's credit already counts every slot freed so far
   l.phase = Phase::kHello;
   l.phase_since = now;
   Send(l, h, now);
@@ -118,7 +121,10 @@ void Session::SendResults(Link& l, std::vector<protocol::ResultMsg> results, uin
     }
     l.unacked[{r.id, r.attempt}] = r;
   }
-  if (l.phase != Phase::kActive) return;  // resent after the next WELCOME
+  if (l.phase != Phase::kActive) {  // resent, with the credit, after the next WELCOME
+    l.owed_credit += credit;
+    return;
+  }
   protocol::Results msg;
   msg.credit = credit;
   size_t bytes = 0;
@@ -221,12 +227,17 @@ Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros no
       l.backoff = 0;
       spdlog::info("master {}: joined as {} (session {}, credit {})", l.endpoint, hello_.worker_id,
                    w.session, l.master_credit);
-      // Results the master never acknowledged (it may have restarted) go again.
+      // Results the master never acknowledged (it may have restarted) go again, with the
+      // credit of tasks that finished while we were not joined.
       std::vector<protocol::ResultMsg> again;
       for (const auto& [key, r] : l.unacked) again.push_back(r);
+      const uint32_t owed = std::exchange(l.owed_credit, 0);
       if (!again.empty()) {
         spdlog::info("master {}: resending {} unacknowledged results", l.endpoint, again.size());
-        SendResults(l, std::move(again), 0, now);
+        SendResults(l, std::move(again), owed, now);
+      } else if (owed > 0) {
+        Send(l, protocol::Credit{owed}, now);
+        l.master_credit += owed;
       }
       return Status::Ok();
     }
@@ -332,6 +343,9 @@ Status Session::Run() {
         for (auto& l : links_) {
           if (l.phase == Phase::kActive) {
             Send(l, protocol::Disconnect{DisconnectReason::kShutdown, "worker stopping"}, now);
+            // Give the goodbye a moment to leave: without it the master would count this
+            // worker lost, and its tasks failed, a few heartbeats later.
+            l.sock->SetLinger(kGoodbyeLingerMs);
           }
         }
         break;

@@ -64,6 +64,7 @@ class Session {
     uint32_t max_message_bytes = 16u << 20;  // from WELCOME
     uint32_t master_credit = 0;              // tasks the master may still send us
     uint32_t held = 0;                       // tasks of this link queued or running here
+    uint32_t owed_credit = 0;  // freed while not joined; granted after the next WELCOME
     std::map<ResultKey, protocol::ResultMsg> unacked;
   };
 

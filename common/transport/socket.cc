@@ -63,6 +63,8 @@ StatusOr<std::string> Socket::Bind(const std::string& endpoint) {
   }
 }
 
+void Socket::SetLinger(int ms) { impl_->sock->set(zmq::sockopt::linger, ms); }
+
 Status Socket::Connect(const std::string& endpoint) {
   try {
     impl_->sock->connect(endpoint);

@@ -64,6 +64,9 @@ class Socket {
   StatusOr<std::string> Bind(const std::string& endpoint);
   Status Connect(const std::string& endpoint);
 
+  // How long closing the socket may wait to deliver messages still queued (0: drop them).
+  void SetLinger(int ms);
+
   // Sends one multipart message without blocking. kUnavailable when the peer is unknown or
   // its queue is full (ROUTER_MANDATORY) or the socket would block; nothing is sent then.
   Status Send(std::initializer_list<std::string_view> frames);
