@@ -107,4 +107,16 @@ StatusOr<std::map<std::string, uint64_t>> Client::Stats() {
   return std::move(reply.counters);
 }
 
+StatusOr<protocol::DeadListReply> Client::DeadList(uint64_t after_id, uint32_t limit) {
+  return Call<protocol::DeadListReply>(protocol::DeadList{0, after_id, limit});
+}
+
+StatusOr<protocol::DeadReply> Client::DeadRequeue(const std::vector<uint64_t>& ids, bool all) {
+  return Call<protocol::DeadReply>(protocol::DeadRequeue{0, ids, all});
+}
+
+StatusOr<protocol::DeadReply> Client::DeadPurge(const std::vector<uint64_t>& ids, bool all) {
+  return Call<protocol::DeadReply>(protocol::DeadPurge{0, ids, all});
+}
+
 }  // namespace yard::cli

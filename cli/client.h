@@ -32,6 +32,11 @@ class Client {
   StatusOr<protocol::TaskState> Cancel(uint64_t id);
   StatusOr<std::vector<protocol::WorkerInfo>> Workers();
   StatusOr<std::map<std::string, uint64_t>> Stats();
+  // Dead letters: one page after `after_id` (limit 0: the master's page size).
+  StatusOr<protocol::DeadListReply> DeadList(uint64_t after_id, uint32_t limit);
+  // The listed dead letters, or with `all` one page of them (repeat while the reply's `more`).
+  StatusOr<protocol::DeadReply> DeadRequeue(const std::vector<uint64_t>& ids, bool all);
+  StatusOr<protocol::DeadReply> DeadPurge(const std::vector<uint64_t>& ids, bool all);
 
   const std::string& endpoint() const { return endpoint_; }
 

@@ -124,6 +124,8 @@ Json TaskJson(const TaskInfo& t) {
             {"submitted_us", t.submitted_us},
             {"dispatched_us", t.dispatched_us},
             {"finished_us", t.finished_us}};
+  if (t.run_after_us != 0) j["run_after_us"] = t.run_after_us;
+  if (!t.idempotency_key.empty()) j["idempotency_key"] = t.idempotency_key;
   PutBytes(j, "result", t.result);
   if (!t.payload.empty()) PutBytes(j, "payload", t.payload);
   return j;
@@ -138,6 +140,10 @@ void PrintTask(const TaskInfo& t) {
   std::cout << "  attempts    " << t.attempt << " (failed " << t.failures << " of max "
             << t.max_attempts << ")\n";
   if (!t.worker.empty()) std::cout << "  worker      " << t.worker << "\n";
+  if (!t.idempotency_key.empty()) std::cout << "  idem. key   " << t.idempotency_key << "\n";
+  if (t.state == TaskState::kQueued && t.run_after_us != 0) {
+    std::cout << "  retry after " << FormatWall(t.run_after_us) << "\n";
+  }
   std::cout << "  submitted   " << FormatWall(t.submitted_us) << "\n"
             << "  dispatched  " << FormatWall(t.dispatched_us) << "\n"
             << "  finished    " << FormatWall(t.finished_us) << "\n";
@@ -185,6 +191,65 @@ int ExitForTask(const TaskInfo& t) {
   return t.state == TaskState::kSucceeded ? kExitOk : kExitFailed;
 }
 
+// `yard dead requeue|purge`: the ids, or with `all` page after page until none are left.
+int DeadAction(Client& c, const Globals& g, const std::vector<uint64_t>& ids, bool all,
+               bool requeue) {
+  const char* verb = requeue ? "requeued" : "purged";
+  uint64_t total = 0;
+  const bool progress = all && !g.json && isatty(STDERR_FILENO);
+  while (true) {
+    auto r = requeue ? c.DeadRequeue(ids, all) : c.DeadPurge(ids, all);
+    if (!r.ok()) {
+      if (total > 0) std::cerr << "yard: " << total << " dead letters were " << verb << " first\n";
+      return Fail(r.status());
+    }
+    total += r->count;
+    if (progress)
+      std::fprintf(stderr, "\r%s %llu dead letters", verb, static_cast<unsigned long long>(total));
+    if (!all || !r->more) break;
+  }
+  if (progress) std::fputc('\n', stderr);
+  if (g.json) {
+    std::cout << Json{{verb, total}}.dump() << "\n";
+  } else {
+    std::cout << verb << " " << total << " dead letter" << (total == 1 ? "" : "s") << "\n";
+  }
+  return kExitOk;
+}
+
+int DeadList(Client& c, const Globals& g, uint64_t after, uint64_t limit) {
+  Json all = Json::array();
+  uint64_t shown = 0;
+  if (!g.json) {
+    std::printf("%-10s %-20s %-9s %-20s %-24s  %s\n", "ID", "TYPE", "ATTEMPTS", "WORKER", "DIED",
+                "ERROR");
+  }
+  while (limit == 0 || shown < limit) {
+    const auto want =
+        static_cast<uint32_t>(limit == 0 ? 0 : std::min<uint64_t>(limit - shown, 1000));
+    auto page = c.DeadList(after, want);
+    if (!page.ok()) return Fail(page.status());
+    for (const auto& t : page->tasks) {
+      if (g.json) {
+        all.push_back(TaskJson(t));
+      } else {
+        std::printf("%-10llu %-20s %-9u %-20s %-24s  %s\n", static_cast<unsigned long long>(t.id),
+                    t.type.c_str(), t.attempt, t.worker.c_str(), FormatWall(t.finished_us).c_str(),
+                    t.error.c_str());
+      }
+      after = t.id;
+      ++shown;
+    }
+    if (!page->more || page->tasks.empty()) break;
+  }
+  if (g.json) {
+    std::cout << all.dump() << "\n";
+  } else if (shown == 0) {
+    std::cout << "(no dead letters)\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -223,6 +288,10 @@ int main(int argc, char** argv) {
   submit->add_option("--wait-timeout", wait_timeout, "give up waiting after this long (0: never)")
       ->capture_default_str();
   submit->add_flag("--each-line", each_line, "submit one task per line of the payload");
+  std::string idempotency_key;
+  submit->add_option("--idempotency-key", idempotency_key,
+                     "submitting again with this key (within the master's TTL) returns the "
+                     "first task instead of creating another");
 
   uint64_t id = 0;
   std::string limit = "0";
@@ -238,6 +307,23 @@ int main(int argc, char** argv) {
   cancel->add_option("id", id, "task id")->required();
   auto* workers = app.add_subcommand("workers", "list connected workers");
   auto* stats = app.add_subcommand("stats", "show the master's counters");
+
+  auto* dead = app.add_subcommand("dead", "inspect, requeue or purge dead letters");
+  dead->require_subcommand(1);
+  uint64_t dead_after = 0, dead_limit = 0;
+  std::vector<uint64_t> dead_ids;
+  bool dead_all = false;
+  auto* dead_list = dead->add_subcommand("list", "list dead letters, oldest id first");
+  dead_list->add_option("--after", dead_after, "start after this task id");
+  dead_list->add_option("--limit", dead_limit, "show at most this many (0: all)");
+  auto* dead_show = dead->add_subcommand("show", "show one dead letter with its payload");
+  dead_show->add_option("id", id, "task id")->required();
+  auto* dead_requeue =
+      dead->add_subcommand("requeue", "run dead letters again with a fresh set of attempts");
+  dead_requeue->add_option("ids", dead_ids, "task ids");
+  dead_requeue->add_flag("--all", dead_all, "every dead letter");
+  auto* dead_purge = dead->add_subcommand("purge", "forget dead letters (all unless ids given)");
+  dead_purge->add_option("ids", dead_ids, "task ids");
 
   try {
     app.parse(argc, argv);
@@ -262,8 +348,12 @@ int main(int argc, char** argv) {
     }
     auto wt = yard::ParseDuration(wait_timeout);
     if (!wt.ok()) return usage("--wait-timeout: " + wt.status().message());
+    if (each_line && !idempotency_key.empty()) {
+      return usage("--idempotency-key names one task; it cannot go with --each-line");
+    }
     yard::protocol::TaskSpec spec;
     spec.type = type;
+    spec.idempotency_key = idempotency_key;
     spec.key = key;
     spec.priority = static_cast<uint8_t>(priority);
     spec.max_attempts = max_attempts;
@@ -450,6 +540,29 @@ int main(int argc, char** argv) {
     if (ws->empty()) std::cout << "(no workers connected)\n";
     return kExitOk;
   }
+
+  if (dead_list->parsed()) return DeadList(c, g, dead_after, dead_limit);
+  if (dead_show->parsed()) {
+    auto got = c.Get({id}, true);
+    if (!got.ok()) return Fail(got.status());
+    if (got->empty() || !(*got)[0] || (*got)[0]->state != TaskState::kDead) {
+      return Fail(yard::NotFound("task " + std::to_string(id) + " is not a dead letter"));
+    }
+    if (g.json) {
+      std::cout << TaskJson(*(*got)[0]).dump() << "\n";
+    } else {
+      PrintTask(*(*got)[0]);
+      const std::string& p = (*got)[0]->payload;
+      std::cout << "  payload     "
+                << (IsUtf8(p) ? p : "(" + std::to_string(p.size()) + " bytes of binary)") << "\n";
+    }
+    return kExitOk;
+  }
+  if (dead_requeue->parsed()) {
+    if (dead_all == !dead_ids.empty()) return usage("dead requeue: give task ids or --all");
+    return DeadAction(c, g, dead_ids, dead_all, true);
+  }
+  if (dead_purge->parsed()) return DeadAction(c, g, dead_ids, dead_ids.empty(), false);
 
   if (stats->parsed()) {
     auto s = c.Stats();

@@ -12,6 +12,7 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(tomlplusplus REQUIRED)
 find_package(nlohmann_json REQUIRED)
+find_package(RocksDB REQUIRED)  # librocksdb-dev; used by master/state/rocks_store.cc only
 if(YARD_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

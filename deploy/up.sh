@@ -5,6 +5,7 @@
 #   --demo        exit after the demo (the master stops with SIGTERM and must exit 0)
 #   --workers N   embedded workers (default 2)
 # Ports: YARD_CLIENT_PORT (default 7070) and YARD_WORKER_PORT (default 7071); 0 picks free ones.
+# State: YARD_DATA_DIR (default ./yard-data in the repo; a fresh temp dir with --demo).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -26,10 +27,16 @@ yard_build "$YARD_ROOT/build" Release yard_master_bin yard_worker_bin yard_cli_b
 BIN="$YARD_ROOT/build/bin"
 
 RUN_DIR="$(mktemp -d /tmp/yard-up.XXXXXX)"
-echo "== starting yard-master with $workers workers (logs in $RUN_DIR/master.log)"
+if [ "$demo_only" -eq 1 ]; then
+  DATA_DIR="${YARD_DATA_DIR:-$RUN_DIR/data}"
+else
+  DATA_DIR="${YARD_DATA_DIR:-$YARD_ROOT/yard-data}"
+fi
+echo "== starting yard-master with $workers workers (state in $DATA_DIR, logs in $RUN_DIR/master.log)"
 "$BIN/yard-master" \
   --client-endpoint "tcp://127.0.0.1:${YARD_CLIENT_PORT:-7070}" \
   --worker-endpoint "tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}" \
+  --data-dir "$DATA_DIR" \
   --workers "$workers" --ready-file "$RUN_DIR/ready.json" >"$RUN_DIR/master.log" 2>&1 &
 MASTER_PID=$!
 
@@ -71,6 +78,8 @@ echo "\$ seq 1 1000 | yard submit echo - --each-line --wait"
 seq 1 1000 | yard submit echo - --each-line --wait
 echo "\$ yard submit fail oops --max-attempts 2 --wait   # fails on purpose, retried once"
 yard submit fail oops --max-attempts 2 --wait || echo "(exit code $? as documented: the task failed)"
+echo "\$ yard dead list   # it used up its attempts: a dead letter, kept for an operator"
+yard dead list
 echo "\$ yard workers"
 yard workers
 echo "\$ yard stats"

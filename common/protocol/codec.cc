@@ -33,6 +33,14 @@ void PackStr(Packer& p, std::string_view s) {
   p.pack_str(static_cast<uint32_t>(s.size()));
   p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
+void PackBool(Packer& p, bool b) {
+  if (b) {
+    p.pack_true();
+  } else {
+    p.pack_false();
+  }
+}
+
 void PackBin(Packer& p, std::string_view s) {
   p.pack_bin(static_cast<uint32_t>(s.size()));
   p.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
@@ -61,7 +69,7 @@ std::string Pack(Fn&& fn) {
 }
 
 void PackTaskInfo(Packer& p, const TaskInfo& t) {
-  p.pack_array(16);
+  p.pack_array(18);
   p.pack_uint64(t.id);
   PackStr(p, t.type);
   p.pack_uint8(static_cast<uint8_t>(t.state));
@@ -78,6 +86,8 @@ void PackTaskInfo(Packer& p, const TaskInfo& t) {
   p.pack_int64(t.submitted_us);
   p.pack_int64(t.dispatched_us);
   p.pack_int64(t.finished_us);
+  p.pack_int64(t.run_after_us);
+  PackStr(p, t.idempotency_key);
 }
 
 // ---------------------------------------------------------------- decoding
@@ -253,7 +263,11 @@ Status AsTaskInfo(const Obj& o, const Where& w, TaskInfo* t) {
   RETURN_IF_ERROR(AsStr(f[12], {m, "worker", i}, &t->worker));
   RETURN_IF_ERROR(AsInt64(f[13], {m, "submitted_us", i}, &t->submitted_us));
   RETURN_IF_ERROR(AsInt64(f[14], {m, "dispatched_us", i}, &t->dispatched_us));
-  return AsInt64(f[15], {m, "finished_us", i}, &t->finished_us);
+  RETURN_IF_ERROR(AsInt64(f[15], {m, "finished_us", i}, &t->finished_us));
+  // Added in protocol 1.1; absent from older peers' records.
+  if (n > 16) RETURN_IF_ERROR(AsInt64(f[16], {m, "run_after_us", i}, &t->run_after_us));
+  if (n > 17) RETURN_IF_ERROR(AsStr(f[17], {m, "idempotency_key", i}, &t->idempotency_key));
+  return Status::Ok();
 }
 
 // Unpacks `body` as one msgpack value under limits scaled to its size, then checks that it is
@@ -574,11 +588,7 @@ std::string EncodeBody(const Get& m) {
     p.pack_uint64(m.req_id);
     p.pack_array(static_cast<uint32_t>(m.ids.size()));
     for (uint64_t id : m.ids) p.pack_uint64(id);
-    if (m.with_payload) {
-      p.pack_true();
-    } else {
-      p.pack_false();
-    }
+    PackBool(p, m.with_payload);
   });
 }
 
@@ -794,13 +804,99 @@ std::string EncodeBody(const TaskInfo& m) {
 }
 
 Status DecodeBody(std::string_view body, TaskInfo* m) {
-  // A TaskInfo body is itself the 16-field array.
+  // A TaskInfo body is itself its field array (16 fields at least).
   return Unpack(body, "TASK_INFO", 16, [&](const Obj* f, size_t n) {
     msgpack::object arr;
     arr.type = msgpack::type::ARRAY;
     arr.via.array.size = static_cast<uint32_t>(n);
     arr.via.array.ptr = const_cast<Obj*>(f);  // NOLINT: read-only view for AsTaskInfo
     return AsTaskInfo(arr, {"TASK_INFO", ""}, m);
+  });
+}
+
+namespace {
+template <typename M>
+std::string EncodeIdsOrAll(const M& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(3);
+    p.pack_uint64(m.req_id);
+    p.pack_array(static_cast<uint32_t>(m.ids.size()));
+    for (uint64_t id : m.ids) p.pack_uint64(id);
+    PackBool(p, m.all);
+  });
+}
+template <typename M>
+Status DecodeIdsOrAll(std::string_view body, const char* name, M* m) {
+  return Unpack(body, name, 3, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {name, "req_id"}, &m->req_id));
+    RETURN_IF_ERROR(AsUint64s(f[1], {name, "ids"}, &m->ids));
+    return AsBool(f[2], {name, "all"}, &m->all);
+  });
+}
+}  // namespace
+
+std::string EncodeBody(const DeadList& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(3);
+    p.pack_uint64(m.req_id);
+    p.pack_uint64(m.after_id);
+    p.pack_uint32(m.limit);
+  });
+}
+Status DecodeBody(std::string_view body, DeadList* m) {
+  return Unpack(body, "DEAD_LIST", 3, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"DEAD_LIST", "req_id"}, &m->req_id));
+    RETURN_IF_ERROR(AsUint(f[1], {"DEAD_LIST", "after_id"}, &m->after_id));
+    return AsUint(f[2], {"DEAD_LIST", "limit"}, &m->limit);
+  });
+}
+
+std::string EncodeBody(const DeadListReply& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(3);
+    p.pack_uint64(m.req_id);
+    p.pack_array(static_cast<uint32_t>(m.tasks.size()));
+    for (const auto& t : m.tasks) PackTaskInfo(p, t);
+    PackBool(p, m.more);
+  });
+}
+Status DecodeBody(std::string_view body, DeadListReply* m) {
+  return Unpack(body, "DEAD_LIST_REPLY", 3, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"DEAD_LIST_REPLY", "req_id"}, &m->req_id));
+    const Obj* items;
+    size_t n;
+    RETURN_IF_ERROR(AsArray(f[1], 0, {"DEAD_LIST_REPLY", "tasks"}, &items, &n));
+    m->tasks.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      RETURN_IF_ERROR(AsTaskInfo(items[i], {"DEAD_LIST_REPLY.tasks", "", static_cast<int64_t>(i)},
+                                 &m->tasks[i]));
+    }
+    return AsBool(f[2], {"DEAD_LIST_REPLY", "more"}, &m->more);
+  });
+}
+
+std::string EncodeBody(const DeadRequeue& m) { return EncodeIdsOrAll(m); }
+Status DecodeBody(std::string_view body, DeadRequeue* m) {
+  return DecodeIdsOrAll(body, "DEAD_REQUEUE", m);
+}
+std::string EncodeBody(const DeadPurge& m) { return EncodeIdsOrAll(m); }
+Status DecodeBody(std::string_view body, DeadPurge* m) {
+  return DecodeIdsOrAll(body, "DEAD_PURGE", m);
+}
+
+std::string EncodeBody(const DeadReply& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(3);
+    p.pack_uint64(m.req_id);
+    p.pack_uint64(m.count);
+    PackBool(p, m.more);
+  });
+}
+Status DecodeBody(std::string_view body, DeadReply* m) {
+  return Unpack(body, "DEAD_REPLY", 3, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"DEAD_REPLY", "req_id"}, &m->req_id));
+    RETURN_IF_ERROR(AsUint(f[1], {"DEAD_REPLY", "count"}, &m->count));
+    return AsBool(f[2], {"DEAD_REPLY", "more"}, &m->more);
   });
 }
 

@@ -46,6 +46,11 @@ std::string EncodeBody(const Wait& m);
 std::string EncodeBody(const Cancel& m);
 std::string EncodeBody(const CancelReply& m);
 std::string EncodeBody(const Workers& m);
+std::string EncodeBody(const DeadList& m);
+std::string EncodeBody(const DeadListReply& m);
+std::string EncodeBody(const DeadRequeue& m);
+std::string EncodeBody(const DeadPurge& m);
+std::string EncodeBody(const DeadReply& m);
 std::string EncodeBody(const WorkersReply& m);
 std::string EncodeBody(const Stats& m);
 std::string EncodeBody(const StatsReply& m);
@@ -70,6 +75,11 @@ Status DecodeBody(std::string_view body, Wait* m);
 Status DecodeBody(std::string_view body, Cancel* m);
 Status DecodeBody(std::string_view body, CancelReply* m);
 Status DecodeBody(std::string_view body, Workers* m);
+Status DecodeBody(std::string_view body, DeadList* m);
+Status DecodeBody(std::string_view body, DeadListReply* m);
+Status DecodeBody(std::string_view body, DeadRequeue* m);
+Status DecodeBody(std::string_view body, DeadPurge* m);
+Status DecodeBody(std::string_view body, DeadReply* m);
 Status DecodeBody(std::string_view body, WorkersReply* m);
 Status DecodeBody(std::string_view body, Stats* m);
 Status DecodeBody(std::string_view body, StatsReply* m);
@@ -101,6 +111,11 @@ YARD_COMMAND_OF(Wait, kWait)
 YARD_COMMAND_OF(Cancel, kCancel)
 YARD_COMMAND_OF(CancelReply, kCancelReply)
 YARD_COMMAND_OF(Workers, kWorkers)
+YARD_COMMAND_OF(DeadList, kDeadList)
+YARD_COMMAND_OF(DeadListReply, kDeadListReply)
+YARD_COMMAND_OF(DeadRequeue, kDeadRequeue)
+YARD_COMMAND_OF(DeadPurge, kDeadPurge)
+YARD_COMMAND_OF(DeadReply, kDeadReply)
 YARD_COMMAND_OF(WorkersReply, kWorkersReply)
 YARD_COMMAND_OF(Stats, kStats)
 YARD_COMMAND_OF(StatsReply, kStatsReply)

@@ -46,13 +46,23 @@ const char* CommandName(Command c) {
       return "STATS_REPLY";
     case Command::kError:
       return "ERROR";
+    case Command::kDeadList:
+      return "DEAD_LIST";
+    case Command::kDeadListReply:
+      return "DEAD_LIST_REPLY";
+    case Command::kDeadRequeue:
+      return "DEAD_REQUEUE";
+    case Command::kDeadReply:
+      return "DEAD_REPLY";
+    case Command::kDeadPurge:
+      return "DEAD_PURGE";
   }
   return "UNKNOWN";
 }
 
 bool IsKnownCommand(uint8_t c) {
   return (c >= 0x01 && c <= 0x09) || (c >= 0x20 && c <= 0x24) || (c >= 0x26 && c <= 0x2B) ||
-         c == 0x2F;
+         (c >= 0x2F && c <= 0x34);
 }
 
 const char* DisconnectReasonName(DisconnectReason r) {

@@ -43,6 +43,12 @@ enum class Command : uint8_t {
   kStats = 0x2A,
   kStatsReply = 0x2B,
   kError = 0x2F,
+  // Dead letters (tasks that used up max_attempts): list, requeue, purge.
+  kDeadList = 0x30,
+  kDeadListReply = 0x31,
+  kDeadRequeue = 0x32,
+  kDeadReply = 0x33,  // answers kDeadRequeue and kDeadPurge
+  kDeadPurge = 0x34,
 };
 
 // Commands at or above this value are optional: a receiver that does not know one ignores it.
@@ -158,7 +164,9 @@ struct TaskSpec {
   uint8_t priority = kDefaultPriority;  // 0 highest .. 9 lowest
   uint32_t max_attempts = 0;            // 0: the master's default
   uint32_t timeout_ms = 0;              // lease; 0: the master's default
-  std::string idempotency_key;          // reserved for the durable-state release; must be empty
+  // A second submit with the same key, within the master's idempotency TTL, returns the first
+  // task's id instead of creating a task. Empty: none.
+  std::string idempotency_key;
 };
 
 struct Submit {
@@ -203,6 +211,8 @@ struct TaskInfo {
   int64_t submitted_us = 0;  // wall clock, microseconds since the Unix epoch
   int64_t dispatched_us = 0;
   int64_t finished_us = 0;
+  int64_t run_after_us = 0;  // wall clock; a retry waiting out its back-off runs after this
+  std::string idempotency_key;
 };
 
 struct Get {
@@ -263,6 +273,39 @@ struct Stats {
 struct StatsReply {
   uint64_t req_id = 0;
   std::map<std::string, uint64_t> counters;
+};
+
+// Dead letters in id order, after `after_id`, at most `limit` (0: the master's page size).
+struct DeadList {
+  uint64_t req_id = 0;
+  uint64_t after_id = 0;
+  uint32_t limit = 0;
+};
+
+struct DeadListReply {
+  uint64_t req_id = 0;
+  std::vector<TaskInfo> tasks;  // without payload
+  bool more = false;            // further dead letters follow the last one
+};
+
+// Requeue (run again, with a fresh set of attempts) or purge (forget) dead letters: the listed
+// ids, or with `all` up to one page of them per request (repeat while `more`).
+struct DeadRequeue {
+  uint64_t req_id = 0;
+  std::vector<uint64_t> ids;
+  bool all = false;
+};
+
+struct DeadPurge {
+  uint64_t req_id = 0;
+  std::vector<uint64_t> ids;
+  bool all = false;
+};
+
+struct DeadReply {
+  uint64_t req_id = 0;
+  uint64_t count = 0;  // dead letters requeued or purged
+  bool more = false;   // with `all`: more remain
 };
 
 struct Error {

@@ -16,6 +16,7 @@ constexpr size_t kMaxWorkerIdLength = 128;
 constexpr size_t kMaxHandlers = 256;
 constexpr uint32_t kMaxCredit = 1u << 20;
 constexpr uint32_t kMaxLeaseMs = 24u * 3600 * 1000;
+constexpr size_t kMaxIdempotencyKeyLength = 256;
 }  // namespace
 
 Status EngineConfig::Validate() const {
@@ -29,10 +30,18 @@ Status EngineConfig::Validate() const {
   if (default_max_attempts == 0) return InvalidArgument("max_attempts must be >= 1");
   if (max_active == 0) return InvalidArgument("max_queued must be > 0");
   if (first_task_id == 0) return InvalidArgument("first_task_id must be > 0");
+  if (retry_backoff < 0 || retry_backoff_max < retry_backoff) {
+    return InvalidArgument("retry back-off must be >= 0 and at most its maximum");
+  }
+  if (idempotency_ttl <= 0) return InvalidArgument("idempotency TTL must be > 0");
   return Status::Ok();
 }
 
-Engine::Engine(const EngineConfig& config) : config_(config), next_id_(config.first_task_id) {}
+Engine::Engine(const EngineConfig& config)
+    : config_(config),
+      next_id_(config.first_task_id),
+      next_session_((config.epoch << 32) + 1),
+      rng_(config.seed ? config.seed : std::random_device{}()) {}
 
 // ------------------------------------------------------------------ clients
 
@@ -55,16 +64,38 @@ Status Engine::ValidateSpec(const TaskSpec& s, size_t i) const {
                            std::to_string(config_.max_payload_bytes));
   }
   if (s.timeout_ms > kMaxLeaseMs) return InvalidArgument(where + "timeout is over 24 h");
-  if (!s.idempotency_key.empty()) {
-    return Unimplemented(where + "idempotency keys need the durable state store");
+  if (s.idempotency_key.size() > kMaxIdempotencyKeyLength) {
+    return InvalidArgument(where + "idempotency key is longer than " +
+                           std::to_string(kMaxIdempotencyKeyLength));
   }
   return Status::Ok();
+}
+
+void Engine::ExpireIdempotencyKeys(int64_t now_wall) {
+  while (!idem_expiry_.empty() && idem_expiry_.front().first <= now_wall) {
+    auto it = idem_.find(idem_expiry_.front().second);
+    if (it != idem_.end() && it->second.expires_us <= now_wall) idem_.erase(it);
+    idem_expiry_.pop_front();
+  }
+}
+
+void Engine::RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t expires_us) {
+  idem_[key] = {id, expires_us};
+  idem_expiry_.push_back({expires_us, key});
+  // Recovery hands keys over in key order; expiry wants time order.
+  if (idem_expiry_.size() > 1 && idem_expiry_[idem_expiry_.size() - 2].first > expires_us) {
+    std::sort(idem_expiry_.begin(), idem_expiry_.end());
+  }
 }
 
 StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& specs, Now now,
                                                Effects& fx) {
   for (size_t i = 0; i < specs.size(); ++i) RETURN_IF_ERROR(ValidateSpec(specs[i], i));
-  if (tasks_.size() + specs.size() > config_.max_active) {
+  ExpireIdempotencyKeys(now.wall);
+  size_t fresh = 0;
+  for (const auto& s : specs)
+    fresh += s.idempotency_key.empty() || !idem_.contains(s.idempotency_key);
+  if (tasks_.size() + fresh > config_.max_active) {
     counters_["rejected.queue_full"] += specs.size();
     return ResourceExhausted("queue full: " + std::to_string(tasks_.size()) +
                              " active tasks, limit " + std::to_string(config_.max_active));
@@ -72,6 +103,14 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
   std::vector<uint64_t> ids;
   ids.reserve(specs.size());
   for (const auto& s : specs) {
+    if (!s.idempotency_key.empty()) {
+      auto seen = idem_.find(s.idempotency_key);
+      if (seen != idem_.end()) {
+        ids.push_back(seen->second.id);
+        counters_["tasks.deduplicated"]++;
+        continue;
+      }
+    }
     const uint64_t id = next_id_++;
     Task& t = tasks_[id];
     TaskInfo& info = t.info;
@@ -84,23 +123,91 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
     info.timeout_ms = s.timeout_ms ? s.timeout_ms : config_.default_timeout_ms;
     info.payload = s.payload;
     info.submitted_us = now.wall;
+    info.idempotency_key = s.idempotency_key;
     ++queued_;
-    if (s.key.empty()) {
-      Enqueue(t);
-    } else {
-      KeyLine& line = keys_[s.key];
-      if (line.head == 0) {
-        line.head = id;
-        Enqueue(t);
-      } else {
-        line.waiting.push_back(id);
-      }
+    JoinLine(t, now);
+    if (!s.idempotency_key.empty()) {
+      const int64_t expires = now.wall + config_.idempotency_ttl;
+      idem_[s.idempotency_key] = {id, expires};
+      idem_expiry_.push_back({expires, s.idempotency_key});
+      fx.idem_puts.push_back({s.idempotency_key, id, expires});
     }
     fx.store_puts.push_back(info);
     ids.push_back(id);
+    counters_["tasks.submitted"]++;
   }
-  counters_["tasks.submitted"] += specs.size();
   return ids;
+}
+
+void Engine::JoinLine(Task& t, Now now) {
+  if (t.info.key.empty()) return Arm(t, now);
+  KeyLine& line = keys_[t.info.key];
+  if (line.head == 0) {
+    line.head = t.info.id;
+    Arm(t, now);
+  } else {
+    line.waiting.push_back(t.info.id);
+  }
+}
+
+void Engine::Arm(Task& t, Now now) {
+  if (t.info.run_after_us > now.wall) {
+    t.in_backoff = true;
+    ++waiting_retry_;
+    scheduled_.push({now.mono + (t.info.run_after_us - now.wall), t.info.id, t.info.run_after_us});
+  } else {
+    Enqueue(t);
+  }
+}
+
+Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
+  for (const auto& r : dead) {
+    if (r.state != TaskState::kDead) {
+      return FailedPrecondition("task " + std::to_string(r.id) + " is not a dead letter");
+    }
+    if (tasks_.contains(r.id)) {
+      return FailedPrecondition("task " + std::to_string(r.id) + " is already active");
+    }
+  }
+  if (tasks_.size() + dead.size() > config_.max_active) {
+    counters_["rejected.queue_full"] += dead.size();
+    return ResourceExhausted("queue full: " + std::to_string(tasks_.size()) +
+                             " active tasks, limit " + std::to_string(config_.max_active));
+  }
+  for (auto& r : dead) {
+    const uint64_t id = r.id;
+    Task& t = tasks_[id];
+    t.info = std::move(r);
+    t.info.state = TaskState::kQueued;
+    t.info.failures = 0;
+    t.info.run_after_us = 0;
+    t.info.finished_us = 0;
+    t.info.error.clear();
+    t.info.result.clear();
+    ++queued_;
+    JoinLine(t, now);
+    fx.store_puts.push_back(t.info);
+    fx.dead_removed.push_back(id);
+    counters_["tasks.requeued"]++;
+  }
+  return Status::Ok();
+}
+
+void Engine::Restore(std::vector<TaskInfo> records, Now now) {
+  std::sort(records.begin(), records.end(),
+            [](const TaskInfo& a, const TaskInfo& b) { return a.id < b.id; });
+  tasks_.reserve(tasks_.size() + records.size());
+  for (auto& r : records) {
+    const uint64_t id = r.id;
+    if (id >= next_id_) next_id_ = id + 1;
+    Task& t = tasks_[id];
+    t.info = std::move(r);
+    t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
+    t.committed = true;
+    ++queued_;
+    JoinLine(t, now);
+  }
+  counters_["tasks.recovered"] += records.size();
 }
 
 void Engine::OnCommitted(const std::vector<uint64_t>& ids) {
@@ -157,6 +264,10 @@ void Engine::LeaveState(Task& t) {
       t.in_ready = false;  // its queue entry is skipped when popped
       --ready_count_;
     }
+    if (t.in_backoff) {
+      t.in_backoff = false;  // its scheduled entry is skipped when due
+      --waiting_retry_;
+    }
   } else if (t.info.state == TaskState::kDispatched) {
     --dispatched_;
     DetachFromHolder(t);
@@ -179,7 +290,7 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
         auto n = tasks_.find(next);
         if (n != tasks_.end() && n->second.info.state == TaskState::kQueued) {
           line.head = next;
-          Enqueue(n->second);
+          Arm(n->second, now);
           break;
         }
       }
@@ -192,6 +303,14 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
   tasks_.erase(id);
 }
 
+Micros Engine::Backoff(uint32_t failures) {
+  Micros d = config_.retry_backoff;
+  for (uint32_t i = 1; i < failures && d < config_.retry_backoff_max; ++i) d *= 2;
+  d = std::min(d, config_.retry_backoff_max);
+  if (d <= 1) return d;
+  return d / 2 + std::uniform_int_distribution<Micros>(0, d - d / 2)(rng_);
+}
+
 void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, Effects& fx) {
   if (failed) {
     ++t.info.failures;
@@ -199,7 +318,7 @@ void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, E
     if (t.info.failures >= t.info.max_attempts) {
       t.info.error =
           "gave up after " + std::to_string(t.info.failures) + " failed attempts: " + reason;
-      Finish(t, TaskState::kFailed, now, fx);
+      Finish(t, TaskState::kDead, now, fx);
       return;
     }
     counters_["tasks.retried"]++;
@@ -209,8 +328,14 @@ void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, E
   LeaveState(t);
   t.info.state = TaskState::kQueued;
   ++queued_;
-  MakeReady(t);  // a keyed task requeued here is still its key's head
-  if (failed) fx.store_puts.push_back(t.info);
+  // A keyed task requeued here is still its key's head.
+  if (failed) {
+    t.info.run_after_us = now.wall + Backoff(t.info.failures);
+    Arm(t, now);
+    fx.store_puts.push_back(t.info);
+  } else {
+    MakeReady(t);
+  }
 }
 
 // ------------------------------------------------------------------ workers
@@ -392,6 +517,18 @@ void Engine::OnDisconnect(const ConnId& conn, Now now, Effects& fx) {
 // ------------------------------------------------------------------ time
 
 void Engine::Tick(Now now, Effects& fx) {
+  while (!scheduled_.empty() && scheduled_.top().due <= now.mono) {
+    const Scheduled s = scheduled_.top();
+    scheduled_.pop();
+    auto it = tasks_.find(s.id);
+    if (it == tasks_.end()) continue;
+    Task& t = it->second;
+    if (!t.in_backoff || t.info.run_after_us != s.run_after_us) continue;  // cancelled since
+    t.in_backoff = false;
+    --waiting_retry_;
+    Enqueue(t);
+  }
+  ExpireIdempotencyKeys(now.wall);
   const Micros dead_after = Micros{config_.liveness} * config_.heartbeat_ms * kMillis;
   std::vector<ConnId> dead;
   for (const auto& [conn, w] : workers_) {
@@ -425,6 +562,10 @@ void Engine::Tick(Now now, Effects& fx) {
 std::optional<Micros> Engine::NextDeadline() const {
   std::optional<Micros> next;
   if (!leases_.empty()) next = leases_.top().deadline;
+  if (!scheduled_.empty() && (!next || scheduled_.top().due < *next)) next = scheduled_.top().due;
+  if (dispatch_after_ > 0 && ready_count_ > 0 && (!next || dispatch_after_ < *next)) {
+    next = dispatch_after_;
+  }
   const Micros dead_after = Micros{config_.liveness} * config_.heartbeat_ms * kMillis;
   for (const auto& [conn, w] : workers_) {
     const Micros d = w.last_seen + dead_after + 1;
@@ -453,6 +594,8 @@ uint64_t Engine::PopFor(const Worker& w) {
 std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
   std::vector<std::pair<ConnId, protocol::Tasks>> out;
   const size_t n = rotation_.size();
+  if (now.mono < dispatch_after_) return out;
+  dispatch_after_ = 0;
   if (n == 0 || ready_count_ == 0) return out;
   std::vector<protocol::Tasks> batches(n);
   bool progress = true;
@@ -542,6 +685,8 @@ std::map<std::string, uint64_t> Engine::Stats() const {
   s["tasks.queued"] = queued_;
   s["tasks.ready"] = ready_count_;
   s["tasks.running"] = dispatched_;
+  s["tasks.waiting_retry"] = waiting_retry_;
+  s["idempotency.keys"] = idem_.size();
   s["tasks.active"] = tasks_.size();
   s["workers.connected"] = workers_.size();
   return s;

@@ -8,8 +8,9 @@
 //  - a task goes only to a worker that registered its type;
 //  - tasks with the same key run one at a time, in submit order (the head of each key's line
 //    is the only one eligible to run; it stays the head through retries);
-//  - a task whose worker dies or whose lease expires is requeued, counting a failure, until
-//    max_attempts failures make it terminal;
+//  - a task whose attempt fails (FAIL_RETRY, lease expiry, worker death) runs again after an
+//    exponential back-off with jitter, until max_attempts failures make it a dead letter;
+//  - a submit that repeats an idempotency key seen within its TTL gets the first task's id;
 //  - a result is accepted once per task; later ones are counted and acknowledged so the worker
 //    can forget them.
 // Thread-compatible: the server's event-loop thread owns it.
@@ -21,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <queue>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -52,8 +54,22 @@ struct EngineConfig {
   uint64_t max_active = 1000000;           // queued + dispatched; beyond it submits are refused
   uint32_t max_payload_bytes = 1 << 20;
   uint64_t first_task_id = 1;
+  // Retry back-off: the n-th failure waits base * 2^(n-1), capped at max, then jittered to a
+  // uniform point in its upper half (so retries of a burst of failures spread out).
+  Micros retry_backoff = kSeconds;
+  Micros retry_backoff_max = 300 * kSeconds;
+  Micros idempotency_ttl = 24LL * 3600 * kSeconds;
+  uint64_t epoch = 1;  // the store's epoch: makes session ids unique across master restarts
+  uint64_t seed = 0;   // for the back-off jitter; 0: random
 
   Status Validate() const;
+};
+
+// An idempotency key first used by a submit, to be stored with it.
+struct IdemPut {
+  std::string key;
+  uint64_t id = 0;
+  int64_t expires_us = 0;  // wall clock
 };
 
 // What the server must do after an engine call. Appended to, never cleared, by the engine.
@@ -68,6 +84,9 @@ struct Effects {
   std::vector<std::pair<ConnId, protocol::Ack>> acks;
   // Tasks that reached a terminal state (for waiters).
   std::vector<uint64_t> finished;
+  // Dead letters requeued (their new record is in store_puts): remove them from the dead set.
+  std::vector<uint64_t> dead_removed;
+  std::vector<IdemPut> idem_puts;
 };
 
 class Engine {
@@ -78,12 +97,29 @@ class Engine {
 
   // ---- clients
 
-  // Validates every spec, then queues them all or none. Returns the new ids in order. The
+  // Validates every spec, then queues them all or none. Returns the ids in order: new ones, or
+  // for a spec whose idempotency key is still remembered, the id of the task it named. New
   // tasks become eligible to run once OnCommitted() names them.
   // kInvalidArgument for a bad spec (message names the task index and field),
   // kResourceExhausted when the queue limit would be passed.
   StatusOr<std::vector<uint64_t>> Submit(const std::vector<protocol::TaskSpec>& specs, Now now,
                                          Effects& fx);
+
+  // Runs dead letters again: each becomes queued with a fresh set of attempts (its attempt
+  // count goes on, so (id, attempt) stays unique). Eligible once OnCommitted() names them.
+  // kResourceExhausted when the queue limit would be passed; kFailedPrecondition if one is
+  // not dead or is active.
+  Status Readmit(std::vector<protocol::TaskInfo> dead, Now now, Effects& fx);
+
+  // ---- recovery (before serving)
+
+  // Rebuilds the queues from a store's active records (any order): queued in submit order per
+  // key, retries waiting out their back-off. Restored tasks count as committed.
+  void Restore(std::vector<protocol::TaskInfo> records, Now now);
+  void RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t expires_us);
+  // No dispatch before `mono`: after a restart, workers get one liveness period to come back
+  // and report what they finished while the master was away.
+  void HoldDispatchUntil(Micros mono) { dispatch_after_ = mono; }
 
   // The records of these submitted tasks are durable: they may now be dispatched.
   void OnCommitted(const std::vector<uint64_t>& ids);
@@ -138,6 +174,7 @@ class Engine {
     bool in_ready = false;    // has a live entry in ready_ (queued and not behind its key)
     bool committed = false;   // its submit record is durable
     bool want_ready = false;  // eligible to run, waiting only for its commit
+    bool in_backoff = false;  // queued, waiting for its run_after_us
   };
   struct Worker {
     ConnId conn;
@@ -161,16 +198,33 @@ class Engine {
     uint32_t attempt;
     bool operator>(const Lease& o) const { return deadline > o.deadline; }
   };
+  struct Scheduled {  // a retry waiting out its back-off
+    Micros due;       // monotonic
+    uint64_t id;
+    int64_t run_after_us;
+    bool operator>(const Scheduled& o) const { return due > o.due; }
+  };
+  struct IdemEntry {
+    uint64_t id;
+    int64_t expires_us;
+  };
 
   Status ValidateSpec(const protocol::TaskSpec& spec, size_t index) const;
   void MakeReady(Task& t);
   // MakeReady once the task's submit is committed.
   void Enqueue(Task& t);
+  // Makes a queued task eligible: at once, or after its run_after_us back-off.
+  void Arm(Task& t, Now now);
+  // Adds a queued task to its key's line (or arms it when it has no key or heads the line).
+  void JoinLine(Task& t, Now now);
   // Ends a task: records it, releases its key, reports it finished.
   void Finish(Task& t, protocol::TaskState state, Now now, Effects& fx);
-  // The current attempt did not complete. Counts a failure if `failed`, then requeues the task
-  // or, past max_attempts, fails it.
+  // The current attempt did not complete. Counts a failure if `failed` and requeues the task
+  // after a back-off or, at max_attempts failures, makes it a dead letter; without a failure
+  // it is requeued at once.
   void Requeue(Task& t, bool failed, const std::string& reason, Now now, Effects& fx);
+  Micros Backoff(uint32_t failures);
+  void ExpireIdempotencyKeys(int64_t now_wall);
   void DetachFromHolder(Task& t);
   // Undoes the bookkeeping of the task's current state (gauges, ready entry, holder).
   void LeaveState(Task& t);
@@ -188,6 +242,11 @@ class Engine {
   std::unordered_map<std::string, PriorityQueues> ready_;  // by type; lazy deletion
   std::unordered_map<std::string, KeyLine> keys_;
   std::priority_queue<Lease, std::vector<Lease>, std::greater<>> leases_;  // lazy deletion
+  std::priority_queue<Scheduled, std::vector<Scheduled>, std::greater<>> scheduled_;  // lazy
+  std::unordered_map<std::string, IdemEntry> idem_;
+  std::deque<std::pair<int64_t, std::string>> idem_expiry_;  // (expires_us, key), oldest first
+  std::mt19937_64 rng_;
+  Micros dispatch_after_ = 0;
   std::unordered_map<ConnId, Worker> workers_;
   std::unordered_map<std::string, ConnId> conn_by_worker_id_;
   std::vector<ConnId> rotation_;  // round-robin order of worker connections
@@ -195,6 +254,7 @@ class Engine {
   uint64_t queued_ = 0;       // state queued, ready or behind its key
   uint64_t ready_count_ = 0;  // queued and eligible to run
   uint64_t dispatched_ = 0;
+  uint64_t waiting_retry_ = 0;  // queued, in back-off
   std::map<std::string, uint64_t> counters_;
 };
 

@@ -9,14 +9,39 @@
 
 #include "common/duration.h"
 #include "common/logging.h"
+#include "master/state/rocks_store.h"
 
 namespace yard::server {
 namespace {
 
-// A duration setting is kept as text until both sources are read, then parsed once.
+// A duration setting is kept as text until both sources are read, then parsed once into
+// either milliseconds (1 ms .. 49 days) or microseconds (0 allowed).
 struct DurationSetting {
   std::string text;
-  uint32_t* millis;
+  uint32_t* millis = nullptr;
+  Micros* micros = nullptr;
+
+  static DurationSetting Millis(uint32_t* target) {
+    return {std::to_string(*target) + "ms", target, nullptr};
+  }
+  static DurationSetting Micro(Micros* target) {
+    return {std::to_string(*target / kMillis) + "ms", nullptr, target};
+  }
+  // Parses `text` into the target; the error names `flag`.
+  Status Apply(const char* flag) const {
+    auto v = ParseDuration(text);
+    if (!v.ok()) return InvalidArgument(std::string(flag) + ": " + v.status().message());
+    if (micros) {
+      if (*v < 0) return InvalidArgument(std::string(flag) + ": must not be negative");
+      *micros = *v;
+      return Status::Ok();
+    }
+    if (*v < kMillis || *v / kMillis > std::numeric_limits<uint32_t>::max()) {
+      return InvalidArgument(std::string(flag) + ": must be between 1ms and 49 days");
+    }
+    *millis = static_cast<uint32_t>(*v / kMillis);
+    return Status::Ok();
+  }
 };
 
 using Target = std::variant<std::string*, uint32_t*, uint64_t*, bool*, DurationSetting*>;
@@ -100,10 +125,13 @@ std::optional<std::string> FindConfigFlag(int argc, char** argv) {
 }  // namespace
 
 std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
-  DurationSetting timeout{std::to_string(o->engine.default_timeout_ms) + "ms",
-                          &o->engine.default_timeout_ms};
-  DurationSetting heartbeat{std::to_string(o->engine.heartbeat_ms) + "ms", &o->engine.heartbeat_ms};
-  DurationSetting drain{std::to_string(o->drain_timeout_ms) + "ms", &o->drain_timeout_ms};
+  auto timeout = DurationSetting::Millis(&o->engine.default_timeout_ms);
+  auto heartbeat = DurationSetting::Millis(&o->engine.heartbeat_ms);
+  auto drain = DurationSetting::Millis(&o->drain_timeout_ms);
+  auto result_ttl = DurationSetting::Micro(&o->result_ttl);
+  auto idem_ttl = DurationSetting::Micro(&o->engine.idempotency_ttl);
+  auto backoff = DurationSetting::Micro(&o->engine.retry_backoff);
+  auto backoff_max = DurationSetting::Micro(&o->engine.retry_backoff_max);
   std::string config_path;
 
   const std::vector<Setting> settings = {
@@ -127,9 +155,25 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
        &o->engine.max_payload_bytes},
       {"--max-message-bytes", "master.max_message_bytes", "largest message accepted on either port",
        &o->max_message_bytes},
-      {"--max-finished", "master.max_finished",
-       "finished tasks kept for status and result queries (oldest dropped first)",
-       &o->max_finished},
+      {"--retry-backoff", "master.retry_backoff",
+       "wait before the first retry of a failed task; doubles per failure, with jitter", &backoff},
+      {"--retry-backoff-max", "master.retry_backoff_max", "longest wait between retries",
+       &backoff_max},
+      {"--idempotency-ttl", "master.idempotency_ttl",
+       "how long a submit's idempotency key is remembered", &idem_ttl},
+      {"--memory", "state.memory",
+       "keep task state in memory only: nothing survives a restart (tests and demos)", &o->memory},
+      {"--data-dir", "state.data_dir", "RocksDB directory for task state", &o->data_dir},
+      {"--durability", "state.durability",
+       "fsync: sync every group commit; interval: sync the log every --sync-interval-ms "
+       "(a power loss may lose that much); none: never sync (benchmarks only)",
+       &o->durability},
+      {"--sync-interval-ms", "state.sync_interval_ms", "log sync period for --durability interval",
+       &o->sync_interval_ms},
+      {"--result-ttl", "state.result_ttl",
+       "how long finished tasks and their results are kept (removed by compaction)", &result_ttl},
+      {"--max-finished", "state.max_finished",
+       "with --memory, most finished tasks kept (oldest dropped first)", &o->max_finished},
       {"--drain-timeout", "master.drain_timeout",
        "on SIGTERM, how long running tasks may take to report before the master exits", &drain},
       {"--ready-file", "master.ready_file",
@@ -182,16 +226,23 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
   for (const auto& s : settings) {
     auto* const* d = std::get_if<DurationSetting*>(&s.target);
     if (!d) continue;
-    auto micros = ParseDuration((*d)->text);
-    if (!micros.ok()) {
-      std::cerr << "yard-master: " << s.flag << ": " << micros.status().message() << "\n";
+    if (Status st = (*d)->Apply(s.flag); !st.ok()) {
+      std::cerr << "yard-master: " << st.message() << "\n";
       return 2;
     }
-    if (*micros < kMillis || *micros / kMillis > std::numeric_limits<uint32_t>::max()) {
-      std::cerr << "yard-master: " << s.flag << ": must be between 1ms and 49 days\n";
-      return 2;
-    }
-    *(*d)->millis = static_cast<uint32_t>(*micros / kMillis);
+  }
+  if (!state::ParseDurability(o->durability).ok()) {
+    std::cerr << "yard-master: --durability: "
+              << state::ParseDurability(o->durability).status().message() << "\n";
+    return 2;
+  }
+  if (o->sync_interval_ms == 0) {
+    std::cerr << "yard-master: --sync-interval-ms: must be > 0\n";
+    return 2;
+  }
+  if (o->result_ttl <= 0) {
+    std::cerr << "yard-master: --result-ttl: must be > 0\n";
+    return 2;
   }
   if (!IsValidLogLevel(o->log_level)) {
     std::cerr << "yard-master: --log-level: unknown level '" << o->log_level << "'\n";

@@ -15,7 +15,13 @@ struct MasterOptions {
   std::string worker_endpoint = "tcp://127.0.0.1:7071";
   core::EngineConfig engine;
   uint32_t max_message_bytes = 16u << 20;
-  uint64_t max_finished = 1000000;  // finished tasks kept for status/result queries
+  // State: RocksDB under data_dir (durable) or process memory (--memory: tests and demos).
+  bool memory = false;
+  std::string data_dir = "./yard-data";
+  std::string durability = "fsync";  // fsync | interval | none
+  uint32_t sync_interval_ms = 100;
+  Micros result_ttl = 24LL * 3600 * kSeconds;
+  uint64_t max_finished = 1000000;  // --memory: finished tasks kept for status/result queries
   std::string ready_file;
   uint32_t drain_timeout_ms = 10000;  // on SIGTERM: how long running tasks may take to finish
   uint32_t workers = 0;               // embedded yard-worker processes

@@ -21,6 +21,8 @@ constexpr int kMaxMessagesPerTurn = 1024;  // per port: keeps turns short and fa
 constexpr int kMaxPollMs = 100;
 constexpr Micros kSuperviseEvery = 200 * kMillis;
 constexpr size_t kMaxWaiters = 100000;
+constexpr size_t kDeadPage = 1000;  // dead letters per list/requeue/purge request
+constexpr uint64_t kRecoveryProgressEvery = 100000;
 // libzmq drops peers over ZMQ_MAXMSGSIZE without telling us; give it slack over our own limit
 // so that most oversized messages arrive and are rejected here, counted and logged.
 constexpr int64_t kZmqSizeSlack = 2;
@@ -37,6 +39,7 @@ Server::Server(const MasterOptions& options, state::StateStore& store, const Clo
     : options_(options), store_(store), clock_(clock), engine_([&] {
         core::EngineConfig c = options.engine;
         c.first_task_id = std::max<uint64_t>(c.first_task_id, store.MaxTaskId() + 1);
+        c.epoch = store.Epoch();
         c.max_message_bytes = options.max_message_bytes;
         c.max_batch_bytes = options.max_message_bytes / 2;
         return c;
@@ -68,14 +71,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
   s->poller_.Add(*s->clients_sock_);
   s->poller_.AddFd(s->wake_.fd());
 
-  // Rebuilding queues from a store's active tasks arrives with the durable store. Until then a
-  // store that holds any is refused rather than silently ignored.
-  size_t recovered = 0;
-  RETURN_IF_ERROR(store.ForEachActive([&](protocol::TaskInfo&&) { ++recovered; }));
-  if (recovered > 0) {
-    return FailedPrecondition("this store holds " + std::to_string(recovered) +
-                              " active tasks, and recovery needs the durable state store");
-  }
+  RETURN_IF_ERROR(s->Recover());
 
   if (options.workers > 0) {
     std::string binary =
@@ -91,6 +87,46 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
     s->pool_ = std::make_unique<WorkerPool>(std::move(argv), options.workers);
   }
   return s;
+}
+
+Status Server::Recover() {
+  const core::Now start = Now();
+  std::vector<protocol::TaskInfo> records;
+  Micros next_progress = start.mono + kSeconds;
+  RETURN_IF_ERROR(store_.ForEachActive([&](protocol::TaskInfo&& t) {
+    records.push_back(std::move(t));
+    if (records.size() % kRecoveryProgressEvery == 0 && clock_.Now() >= next_progress) {
+      spdlog::info("recovering: {} active tasks read so far", records.size());
+      next_progress = clock_.Now() + kSeconds;
+    }
+  }));
+  const size_t tasks = records.size();
+  engine_.Restore(std::move(records), start);
+  size_t keys = 0;
+  RETURN_IF_ERROR(store_.ForEachIdem(start.wall, [&](state::IdemEntry&& e) {
+    engine_.RestoreIdempotencyKey(e.key, e.id, e.expires_us);
+    ++keys;
+  }));
+  const Micros took = clock_.Now() - start.mono;
+  engine_.Count("recovery.tasks", tasks);
+  engine_.Count("recovery.ms", static_cast<uint64_t>(took / kMillis));
+  if (tasks == 0) {
+    if (store_.Epoch() > 1) {
+      spdlog::info("state epoch {}: nothing to recover ({} idempotency keys) in {} ms",
+                   store_.Epoch(), keys, took / kMillis);
+    }
+    return Status::Ok();
+  }
+  // Workers that ran tasks for the previous master get one liveness period to come back and
+  // report them, so finished work is not run again.
+  const Micros hold = Micros{engine_.config().liveness} * engine_.config().heartbeat_ms * kMillis;
+  engine_.HoldDispatchUntil(clock_.Now() + hold);
+  spdlog::info(
+      "state epoch {}: recovered {} active tasks ({} waiting for a retry) and {} idempotency "
+      "keys in {} ms; dispatch starts in {} ms",
+      store_.Epoch(), tasks, engine_.Stats()["tasks.waiting_retry"], keys, took / kMillis,
+      hold / kMillis);
+  return Status::Ok();
 }
 
 void Server::Stop() {
@@ -211,25 +247,32 @@ void Server::CarryOut(core::Effects& fx) {
   auto append = [](auto& to, auto& from) {
     to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
   };
-  append(pending_.records, fx.store_puts);
+  append(pending_.batch.records, fx.store_puts);
+  append(pending_.batch.dead_removed, fx.dead_removed);
+  for (auto& p : fx.idem_puts) {
+    pending_.batch.idem.push_back({std::move(p.key), p.id, p.expires_us});
+  }
   append(pending_.acks, fx.acks);
   append(pending_.finished, fx.finished);
 }
 
 void Server::CommitPending(core::Now now) {
-  if (!pending_.records.empty()) {
-    store_status_ = store_.Commit(pending_.records);
-    if (!store_status_.ok()) {
+  if (!pending_.batch.empty()) {
+    const Status st = store_.Commit(pending_.batch);
+    if (!st.ok()) {
       engine_.Count("store.commit_failures");
-      if (now.mono >= next_commit_error_log_) {
+      if (store_status_.ok() || now.mono >= next_commit_error_log_) {
         spdlog::error("store commit of {} records failed, retrying every turn: {}",
-                      pending_.records.size(), store_status_.ToString());
+                      pending_.batch.records.size(), st.ToString());
         next_commit_error_log_ = now.mono + kSeconds;
       }
+      store_status_ = st;
       return;
     }
+    if (!store_status_.ok()) spdlog::info("store commits work again");
+    store_status_ = st;
     engine_.Count("store.commits");
-    engine_.Count("store.records", pending_.records.size());
+    engine_.Count("store.records", pending_.batch.records.size());
   }
   engine_.OnCommitted(pending_.submitted);
   for (const auto& [conn, ack] : pending_.acks) SendWorker(conn, ack);
@@ -265,6 +308,75 @@ void Server::ExpireWaiters(core::Now now) {
     if (seqs.empty()) waiting_on_.erase(w->second.task_id);
     waiters_.erase(w);
   }
+}
+
+void Server::HandleDeadSelection(const std::string& conn, uint64_t req_id,
+                                 std::vector<uint64_t> ids, bool all, bool requeue, core::Now now,
+                                 core::Effects& fx, bool draining) {
+  if (draining) return SendClientError(conn, req_id, Unavailable("master is shutting down"));
+  if (!store_status_.ok()) {
+    return SendClientError(
+        conn, req_id,
+        Status(store_status_.code(), "state store cannot write (" + store_status_.message() + ")"));
+  }
+  if (all != ids.empty()) {
+    return SendClientError(conn, req_id, InvalidArgument("name task ids or 'all', not both"));
+  }
+  std::vector<protocol::TaskInfo> dead;
+  bool more = false;
+  if (all) {
+    auto page = DeadPage(0, kDeadPage, &more);
+    if (!page.ok()) return SendClientError(conn, req_id, page.status());
+    dead = std::move(*page);
+  } else {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.size() > kDeadPage) {
+      return SendClientError(
+          conn, req_id,
+          InvalidArgument("at most " + std::to_string(kDeadPage) + " ids per request"));
+    }
+    for (uint64_t id : ids) {
+      auto t = store_.Get(id);
+      if (!t.ok()) return SendClientError(conn, req_id, t.status());
+      if (!*t || (*t)->state != protocol::TaskState::kDead || engine_.Find(id)) {
+        return SendClientError(conn, req_id,
+                               NotFound("task " + std::to_string(id) + " is not a dead letter"));
+      }
+      dead.push_back(std::move(**t));
+    }
+  }
+  const uint64_t count = dead.size();
+  if (requeue) {
+    std::vector<uint64_t> readmitted;
+    for (const auto& t : dead) readmitted.push_back(t.id);
+    if (Status st = engine_.Readmit(std::move(dead), now, fx); !st.ok()) {
+      return SendClientError(conn, req_id, st);
+    }
+    pending_.submitted.insert(pending_.submitted.end(), readmitted.begin(), readmitted.end());
+  } else {
+    for (const auto& t : dead) pending_.batch.dead_removed.push_back(t.id);
+    engine_.Count("tasks.purged", count);
+  }
+  pending_.replies.push_back(
+      {conn, Command::kDeadReply, protocol::EncodeBody(protocol::DeadReply{req_id, count, more})});
+}
+
+StatusOr<std::vector<protocol::TaskInfo>> Server::DeadPage(uint64_t after_id, size_t limit,
+                                                           bool* more) const {
+  std::vector<protocol::TaskInfo> out;
+  *more = false;
+  RETURN_IF_ERROR(store_.ForEachDead(after_id, [&](protocol::TaskInfo&& t) {
+    // A dead letter requeued or purged in this turn's pending batch is gone already.
+    if (engine_.Find(t.id)) return true;
+    if (out.size() == limit) {
+      *more = true;
+      return false;
+    }
+    out.push_back(std::move(t));
+    return true;
+  }));
+  return out;
 }
 
 StatusOr<std::optional<protocol::TaskInfo>> Server::Lookup(uint64_t id) const {
@@ -463,9 +575,14 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
         return SendClientError(conn, m.req_id, Unavailable("master is shutting down"));
       }
       if (!store_status_.ok()) {
-        // Bounded memory while the store is failing: refuse rather than pile up.
-        return SendClientError(conn, m.req_id,
-                               Unavailable("state store unavailable: " + store_status_.message()));
+        // Bounded memory while the store is failing: refuse rather than pile up. The code says
+        // why: kResourceExhausted for a full disk, kUnavailable otherwise.
+        rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
+                        store_status_.message());
+        return SendClientError(
+            conn, m.req_id,
+            Status(store_status_.code(), "not accepting tasks: state store cannot write (" +
+                                             store_status_.message() + ")"));
       }
       auto ids = engine_.Submit(m.tasks, now, fx);
       if (!ids.ok()) {
@@ -540,6 +657,27 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
       protocol::Stats m;
       if (!decode(&m)) return;
       return SendClient(conn, protocol::StatsReply{m.req_id, engine_.Stats()});
+    }
+    case Command::kDeadList: {
+      protocol::DeadList m;
+      if (!decode(&m)) return;
+      const size_t limit = m.limit == 0 ? kDeadPage : std::min<size_t>(m.limit, kDeadPage);
+      protocol::DeadListReply reply{m.req_id, {}, false};
+      auto page = DeadPage(m.after_id, limit, &reply.more);
+      if (!page.ok()) return SendClientError(conn, m.req_id, page.status());
+      reply.tasks = std::move(*page);
+      for (auto& t : reply.tasks) t.payload.clear();
+      return SendClient(conn, reply);
+    }
+    case Command::kDeadRequeue: {
+      protocol::DeadRequeue m;
+      if (!decode(&m)) return;
+      return HandleDeadSelection(conn, m.req_id, std::move(m.ids), m.all, true, now, fx, draining);
+    }
+    case Command::kDeadPurge: {
+      protocol::DeadPurge m;
+      if (!decode(&m)) return;
+      return HandleDeadSelection(conn, m.req_id, std::move(m.ids), m.all, false, now, fx, draining);
     }
     default:
       return reject("unexpected_command",

@@ -82,9 +82,18 @@ class Server {
   Micros next_heartbeat_ = 0;
   Micros next_supervise_ = 0;
 
+  // Rebuilds the engine's queues and idempotency keys from the store (before serving).
+  Status Recover();
+  // DEAD_REQUEUE (requeue) or DEAD_PURGE: the listed dead letters, or with `all` one page.
+  void HandleDeadSelection(const std::string& conn, uint64_t req_id, std::vector<uint64_t> ids,
+                           bool all, bool requeue, core::Now now, core::Effects& fx, bool draining);
+  // Up to `limit` dead letters after `after_id`; `more` says whether others follow.
+  StatusOr<std::vector<protocol::TaskInfo>> DeadPage(uint64_t after_id, size_t limit,
+                                                     bool* more) const;
+
   // Records not yet committed, and everything that acknowledges them.
   struct Pending {
-    std::vector<protocol::TaskInfo> records;
+    state::Batch batch;
     std::vector<uint64_t> submitted;  // ids that may be dispatched once committed
     struct Reply {
       std::string conn;

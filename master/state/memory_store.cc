@@ -2,37 +2,86 @@
 
 namespace yard::state {
 
-Status MemoryStore::Commit(const std::vector<protocol::TaskInfo>& records) {
-  for (const auto& r : records) {
+using protocol::TaskInfo;
+using protocol::TaskState;
+
+namespace {
+bool IsFinished(TaskState s) { return protocol::IsTerminal(s) && s != TaskState::kDead; }
+}  // namespace
+
+bool MemoryStore::Expired(const TaskInfo& r, int64_t now_us) const {
+  return IsFinished(r.state) && r.finished_us + options_.result_ttl < now_us;
+}
+
+Status MemoryStore::Commit(const Batch& batch) {
+  for (uint64_t id : batch.dead_removed) {
+    auto it = records_.find(id);
+    if (it != records_.end() && it->second.state == TaskState::kDead) records_.erase(it);
+  }
+  for (const auto& r : batch.records) {
     auto old = records_.find(r.id);
-    const bool was_terminal = old != records_.end() && protocol::IsTerminal(old->second.state);
+    const bool was_finished = old != records_.end() && IsFinished(old->second.state);
     auto it = records_.insert_or_assign(r.id, r).first;
     if (r.id > max_id_) max_id_ = r.id;
     if (protocol::IsTerminal(r.state)) {
-      // Terminal records drop their payload: only the result is asked for from here on.
-      it->second.payload.clear();
-      it->second.payload.shrink_to_fit();
-      if (!was_terminal) finished_order_.push_back(r.id);  // queued for eviction once
+      // Terminal records drop their payload, except dead letters, which may run again.
+      if (r.state != TaskState::kDead) {
+        it->second.payload.clear();
+        it->second.payload.shrink_to_fit();
+      }
+      if (IsFinished(r.state) && !was_finished) finished_order_.push_back(r.id);
     }
   }
-  while (finished_order_.size() > max_finished_) {
-    const uint64_t id = finished_order_.front();
+  for (const auto& e : batch.idem) {
+    idem_[e.key] = e;
+    idem_order_.push_back({e.expires_us, e.key});
+  }
+
+  // Retention: finished records past the TTL or over the count, oldest first.
+  const int64_t now = clock_.WallNow();
+  while (!finished_order_.empty()) {
+    auto it = records_.find(finished_order_.front());
+    const bool gone = it == records_.end() || !IsFinished(it->second.state);
+    if (!gone && finished_order_.size() <= options_.max_finished && !Expired(it->second, now)) {
+      break;
+    }
+    if (!gone) records_.erase(it);
     finished_order_.pop_front();
-    auto it = records_.find(id);
-    if (it != records_.end() && protocol::IsTerminal(it->second.state)) records_.erase(it);
+  }
+  while (!idem_order_.empty() && idem_order_.front().first <= now) {
+    auto it = idem_.find(idem_order_.front().second);
+    if (it != idem_.end() && it->second.expires_us <= now) idem_.erase(it);
+    idem_order_.pop_front();
   }
   return Status::Ok();
 }
 
-StatusOr<std::optional<protocol::TaskInfo>> MemoryStore::Get(uint64_t id) const {
+StatusOr<std::optional<TaskInfo>> MemoryStore::Get(uint64_t id) const {
   auto it = records_.find(id);
-  if (it == records_.end()) return std::optional<protocol::TaskInfo>();
-  return std::optional<protocol::TaskInfo>(it->second);
+  if (it == records_.end() || Expired(it->second, clock_.WallNow())) {
+    return std::optional<TaskInfo>();
+  }
+  return std::optional<TaskInfo>(it->second);
 }
 
-Status MemoryStore::ForEachActive(const std::function<void(protocol::TaskInfo&&)>& fn) const {
+Status MemoryStore::ForEachActive(const std::function<void(TaskInfo&&)>& fn) const {
   for (const auto& [id, r] : records_) {
-    if (!protocol::IsTerminal(r.state)) fn(protocol::TaskInfo(r));
+    if (!protocol::IsTerminal(r.state)) fn(TaskInfo(r));
+  }
+  return Status::Ok();
+}
+
+Status MemoryStore::ForEachDead(uint64_t after_id,
+                                const std::function<bool(TaskInfo&&)>& fn) const {
+  for (auto it = records_.upper_bound(after_id); it != records_.end(); ++it) {
+    if (it->second.state == TaskState::kDead && !fn(TaskInfo(it->second))) break;
+  }
+  return Status::Ok();
+}
+
+Status MemoryStore::ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const {
+  for (const auto& [key, e] : idem_) {
+    if (e.expires_us > now_us) fn(IdemEntry(e));
   }
   return Status::Ok();
 }

@@ -2,13 +2,15 @@
 // queues in memory; the store is the log the server commits every change to, once per
 // event-loop turn, before anything that acknowledges those changes leaves the master.
 //
-// Implementations: MemoryStore (this file's sibling; tests, demos, --memory) and the RocksDB
-// store. Thread-compatible: the server's loop thread is the only caller.
+// Implementations: MemoryStore (tests, demos, --memory) and RocksStore (the durable default).
+// Both pass tests/unit/master/state/store_contract_test.cc. Thread-compatible: the server's
+// loop thread is the only caller.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/protocol/messages.h"
@@ -16,23 +18,64 @@
 
 namespace yard::state {
 
+// An idempotency key and the task it names, remembered until `expires_us` (wall clock).
+struct IdemEntry {
+  std::string key;
+  uint64_t id = 0;
+  int64_t expires_us = 0;
+};
+
+// One group commit: everything a loop turn changed.
+struct Batch {
+  // The latest version of each task created or changed. A record's state says where it goes:
+  // active (queued, possibly waiting out a retry back-off until run_after_us), finished
+  // (succeeded, failed, cancelled: kept for the result TTL) or dead (kept until requeued or
+  // purged). A task may appear more than once; the last version wins.
+  std::vector<protocol::TaskInfo> records;
+  // Dead letters leaving the dead set: requeued ones (their new record is in `records`) and
+  // purged ones.
+  std::vector<uint64_t> dead_removed;
+  // Idempotency keys first used in this batch.
+  std::vector<IdemEntry> idem;
+
+  bool empty() const { return records.empty() && dead_removed.empty() && idem.empty(); }
+  void clear() {
+    records.clear();
+    dead_removed.clear();
+    idem.clear();
+  }
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
 
-  // Writes `records` (the latest version of each task) as one atomic batch. Returns once the
-  // batch is as durable as the store's mode promises. On error nothing of the batch is visible.
-  virtual Status Commit(const std::vector<protocol::TaskInfo>& records) = 0;
+  // Writes `batch` atomically. Returns once it is as durable as the store's mode promises. On
+  // error nothing of the batch is visible: kResourceExhausted for a full disk, kUnavailable for
+  // other storage failures. The caller retries the same batch (plus newer records).
+  virtual Status Commit(const Batch& batch) = 0;
 
-  // The last committed record of task `id`, or nullopt if the store has none (never stored, or
-  // removed by retention).
+  // The last committed record of task `id` in any state, or nullopt if the store has none
+  // (never stored, purged, or a finished record past the result TTL).
   virtual StatusOr<std::optional<protocol::TaskInfo>> Get(uint64_t id) const = 0;
 
-  // Calls `fn` for every stored task that is not terminal, in id order (recovery).
+  // Calls `fn` for every task that is neither finished nor dead (recovery), in no set order.
   virtual Status ForEachActive(const std::function<void(protocol::TaskInfo&&)>& fn) const = 0;
 
-  // The highest task id ever committed (0 if none); new ids start above it.
+  // Calls `fn` for dead letters with id > after_id, in id order, until it returns false.
+  virtual Status ForEachDead(uint64_t after_id,
+                             const std::function<bool(protocol::TaskInfo&&)>& fn) const = 0;
+
+  // Calls `fn` for every idempotency key not expired at `now_us` (recovery).
+  virtual Status ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const = 0;
+
+  // The highest task id ever committed (0 if none), even if that task is gone since: ids are
+  // never reused.
   virtual uint64_t MaxTaskId() const = 0;
+
+  // Starts of this store's data so far, counting this one (1 for a fresh or in-memory store).
+  // Bumped when a durable store is opened.
+  virtual uint64_t Epoch() const = 0;
 };
 
 }  // namespace yard::state

@@ -42,18 +42,26 @@ using testing::Spec;
 // A MemoryStore whose commits can be made to fail, as a full disk would make a durable one.
 class FlakyStore final : public state::StateStore {
  public:
-  Status Commit(const std::vector<TaskInfo>& records) override {
+  Status Commit(const state::Batch& batch) override {
     if (fail_commits.load()) {
       ++failed_commits;
-      return Unavailable("commit refused by the test");
+      return ResourceExhausted("disk full (the test says so)");
     }
-    return inner_.Commit(records);
+    return inner_.Commit(batch);
   }
   StatusOr<std::optional<TaskInfo>> Get(uint64_t id) const override { return inner_.Get(id); }
   Status ForEachActive(const std::function<void(TaskInfo&&)>& fn) const override {
     return inner_.ForEachActive(fn);
   }
+  Status ForEachDead(uint64_t after_id, const std::function<bool(TaskInfo&&)>& fn) const override {
+    return inner_.ForEachDead(after_id, fn);
+  }
+  Status ForEachIdem(int64_t now_us,
+                     const std::function<void(state::IdemEntry&&)>& fn) const override {
+    return inner_.ForEachIdem(now_us, fn);
+  }
   uint64_t MaxTaskId() const override { return inner_.MaxTaskId(); }
+  uint64_t Epoch() const override { return inner_.Epoch(); }
 
   std::atomic<bool> fail_commits{false};
   std::atomic<int> failed_commits{0};
@@ -90,6 +98,8 @@ class MasterWorkerTest : public ::testing::Test {
     options_.client_endpoint = "inproc://clients-" + suffix;
     options_.worker_endpoint = "inproc://workers-" + suffix;
     options_.drain_timeout_ms = 5000;
+    options_.engine.retry_backoff = 10 * kMillis;
+    options_.engine.retry_backoff_max = 40 * kMillis;
     auto server = server::Server::Create(options_, ctx_, store_, SystemClock::Get());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -278,7 +288,7 @@ TEST_F(MasterWorkerTest, KeyedTasksRunOneAfterAnotherInSubmitOrder) {
   }
 }
 
-TEST_F(MasterWorkerTest, FailingTasksEndFailedAfterMaxAttempts) {
+TEST_F(MasterWorkerTest, FailingTasksBecomeDeadLettersAfterMaxAttempts) {
   const std::vector<uint64_t> ids =
       Submit({Spec("fail", "", "", protocol::kDefaultPriority, /*max_attempts=*/3),
               Spec("fail", "permanent", "", protocol::kDefaultPriority, 3),
@@ -287,7 +297,7 @@ TEST_F(MasterWorkerTest, FailingTasksEndFailedAfterMaxAttempts) {
   const std::vector<TaskInfo> tasks = WaitAll(ids);
   ASSERT_EQ(tasks.size(), 3u);
 
-  EXPECT_EQ(tasks[0].state, TaskState::kFailed);
+  EXPECT_EQ(tasks[0].state, TaskState::kDead);
   EXPECT_EQ(tasks[0].attempt, 3u);
   EXPECT_EQ(tasks[0].failures, 3u);
   EXPECT_THAT(tasks[0].error, HasSubstr("gave up after 3"));
@@ -301,8 +311,52 @@ TEST_F(MasterWorkerTest, FailingTasksEndFailedAfterMaxAttempts) {
   EXPECT_EQ(tasks[2].result, "fine");
 
   const auto stats = Stats();
-  EXPECT_EQ(stats.at("tasks.failed"), 2u);
+  EXPECT_EQ(stats.at("tasks.failed"), 1u);
+  EXPECT_EQ(stats.at("tasks.dead"), 1u);
   EXPECT_EQ(stats.at("tasks.retried"), 2u);
+
+  // The dead letter is listed, and requeued it runs again (and fails again: same handler).
+  auto dead = client_->DeadList(0, 10);
+  ASSERT_TRUE(dead.ok()) << dead.status().ToString();
+  ASSERT_EQ(dead->tasks.size(), 1u);
+  EXPECT_EQ(dead->tasks[0].id, ids[0]);
+  EXPECT_FALSE(dead->more);
+  auto requeued = client_->DeadRequeue({ids[0]}, false);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().ToString();
+  EXPECT_EQ(requeued->count, 1u);
+  auto again = client_->Wait(ids[0], kDeadline);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  if ((*again)->state != TaskState::kDead) {
+    again = client_->Wait(ids[0], kDeadline);
+    ASSERT_TRUE(again.ok() && again->has_value());
+  }
+  EXPECT_EQ((*again)->state, TaskState::kDead);
+  EXPECT_EQ((*again)->attempt, 6u);
+  EXPECT_EQ(Stat("tasks.requeued"), 1u);
+
+  // Purged, it is gone.
+  auto purged = client_->DeadPurge({}, true);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(purged->count, 1u);
+  auto gone = client_->Get({ids[0]}, false);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE((*gone)[0].has_value());
+  auto none = client_->DeadList(0, 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->tasks.empty());
+}
+
+TEST_F(MasterWorkerTest, IdempotencyKeyMakesARepeatedSubmitReturnTheFirstTask) {
+  TaskSpec s = Spec("echo", "once");
+  s.idempotency_key = "order-17";
+  const auto first = Submit({s});
+  const auto second = Submit({s});
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(first[0], second[0]);
+  WaitAll(first);
+  EXPECT_EQ(Stat("tasks.submitted"), 1u);
+  EXPECT_EQ(Stat("tasks.deduplicated"), 1u);
 }
 
 TEST_F(MasterWorkerTest, StoppedWorkerHandsBackItsTasksAndTheOtherFinishesThem) {
@@ -386,8 +440,9 @@ TEST_F(MasterWorkerTest, TaskIsDispatchedOnlyAfterItsSubmitIsCommitted) {
   EXPECT_EQ(stats->count("tasks.dispatches"), 0u) << "an uncommitted task was dispatched";
   auto refused = (*observer)->Submit({Spec("echo", "refused")});
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
-  EXPECT_THAT(refused.status().message(), HasSubstr("state store unavailable"));
+  // The store's own reason comes back: a full disk is RESOURCE_EXHAUSTED.
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("disk full"));
 
   store_.fail_commits = false;
   submitter.join();

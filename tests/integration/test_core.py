@@ -245,8 +245,8 @@ def test_cli_errors_and_exit_codes(tmp_path):
     assert p.returncode == 2 and "--workers" in p.stderr
 
 
-def test_retries_then_failure_and_per_key_order(tmp_path):
-    with yardlib.Master(tmp_path) as master:
+def test_retries_then_dead_letter_and_per_key_order(tmp_path):
+    with yardlib.Master(tmp_path, "--retry-backoff", "100ms") as master:
         w = [yardlib.Worker(tmp_path, master.worker_endpoint, f"w{i}", "--threads", "4")
              for i in range(2)]
         client = yardlib.ClientConn(master.client_endpoint)
@@ -256,11 +256,11 @@ def test_retries_then_failure_and_per_key_order(tmp_path):
                                for _ in range(30)])
         yardlib.wait_until(lambda: all(t["state"] == "succeeded" for t in client.get(keyed)),
                            30, "keyed tasks done")
-        t = client.get([failing])[0]
-        yardlib.wait_until(lambda: client.get([failing])[0]["state"] == "failed", 10,
+        yardlib.wait_until(lambda: client.get([failing])[0]["state"] == "dead", 10,
                            "failing task gave up")
         t = client.get([failing])[0]
         assert t["failures"] == 3 and "gave up after 3" in t["error"]
+        assert t["run_after_us"] > t["submitted_us"], "retries waited out a back-off"
         done = client.get(keyed)
         for a, b in zip(done, done[1:]):
             assert a["finished_us"] <= b["dispatched_us"], "one at a time, in submit order"

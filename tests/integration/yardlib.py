@@ -4,6 +4,7 @@ speak the client protocol (docs/protocol.md) from Python, wait on conditions wit
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -13,7 +14,7 @@ import zmq
 STATES = ["queued", "dispatched", "succeeded", "failed", "cancelled", "dead"]
 TASK_FIELDS = ["id", "type", "state", "priority", "key", "attempt", "failures", "max_attempts",
                "timeout_ms", "payload", "result", "error", "worker", "submitted_us",
-               "dispatched_us", "finished_us"]
+               "dispatched_us", "finished_us", "run_after_us", "idempotency_key"]
 WORKER_FIELDS = ["id", "host", "pid", "handlers", "slots", "credit", "inflight", "completed",
                  "failed", "connected_us", "last_seen_ms"]
 
@@ -41,7 +42,7 @@ class Process:
 
     def __init__(self, args, log_path):
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         self.exit_code = None
 
@@ -69,18 +70,29 @@ class Process:
             return f.read().decode(errors="replace")
 
 
-class Master(Process):
-    """yard-master on port 0; endpoints read from its ready file. A context manager that stops
-    it with SIGTERM on exit (and checks nothing: tests assert `exit_code == 0`)."""
+def free_port():
+    """A TCP port free right now, for a master that must come back on the same port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, workdir, *extra):
+
+class Master(Process):
+    """yard-master, on port 0 unless endpoints are given, with its state in workdir/data
+    unless --memory or --data-dir is given; endpoints read from its ready file. A context
+    manager that stops it with SIGTERM on exit (and checks nothing: tests assert
+    `exit_code == 0`). Each start appends to workdir/master.log."""
+
+    def __init__(self, workdir, *extra, client_port=0, worker_port=0):
         ready = os.path.join(workdir, "ready.json")
         if os.path.exists(ready):
             os.remove(ready)
+        state = [] if ("--memory" in extra or "--data-dir" in extra) else [
+            "--data-dir", os.path.join(workdir, "data")]
         super().__init__([os.path.join(bin_dir(), "yard-master"),
-                          "--client-endpoint", "tcp://127.0.0.1:0",
-                          "--worker-endpoint", "tcp://127.0.0.1:0",
-                          "--ready-file", ready, *extra],
+                          "--client-endpoint", f"tcp://127.0.0.1:{client_port}",
+                          "--worker-endpoint", f"tcp://127.0.0.1:{worker_port}",
+                          "--ready-file", ready, *state, *extra],
                          os.path.join(workdir, "master.log"))
         wait_until(lambda: os.path.exists(ready) or self.proc.poll() is not None, 15,
                    "master ready file")
@@ -150,7 +162,8 @@ class ClientConn:
         """tasks: dicts with type, payload (bytes) and optional key, priority, max_attempts,
         timeout_ms. Returns the ids."""
         specs = [[t["type"], t.get("payload", b""), t.get("key", ""), t.get("priority", 5),
-                  t.get("max_attempts", 0), t.get("timeout_ms", 0), ""] for t in tasks]
+                  t.get("max_attempts", 0), t.get("timeout_ms", 0),
+                  t.get("idempotency_key", "")] for t in tasks]
         ids = []
         for i in range(0, len(specs), 1000):
             ids += self.call(0x20, [specs[i:i + 1000]], 0x21)[1]

@@ -32,7 +32,7 @@ inline auto Tie(const TaskSpec& m) {
 inline auto Tie(const TaskInfo& m) {
   return std::tie(m.id, m.type, m.state, m.priority, m.key, m.attempt, m.failures, m.max_attempts,
                   m.timeout_ms, m.payload, m.result, m.error, m.worker, m.submitted_us,
-                  m.dispatched_us, m.finished_us);
+                  m.dispatched_us, m.finished_us, m.run_after_us, m.idempotency_key);
 }
 inline auto Tie(const WorkerInfo& m) {
   return std::tie(m.worker_id, m.hostname, m.pid, m.handlers, m.slots, m.credit, m.inflight,
@@ -73,5 +73,10 @@ inline auto Tie(const WorkersReply& m) { return std::make_tuple(m.req_id, Ties(m
 inline auto Tie(const Stats& m) { return std::tie(m.req_id); }
 inline auto Tie(const StatsReply& m) { return std::tie(m.req_id, m.counters); }
 inline auto Tie(const Error& m) { return std::tie(m.req_id, m.code, m.message); }
+inline auto Tie(const DeadList& m) { return std::tie(m.req_id, m.after_id, m.limit); }
+inline auto Tie(const DeadListReply& m) { return std::make_tuple(m.req_id, Ties(m.tasks), m.more); }
+inline auto Tie(const DeadRequeue& m) { return std::tie(m.req_id, m.ids, m.all); }
+inline auto Tie(const DeadPurge& m) { return std::tie(m.req_id, m.ids, m.all); }
+inline auto Tie(const DeadReply& m) { return std::tie(m.req_id, m.count, m.more); }
 
 }  // namespace yard::protocol

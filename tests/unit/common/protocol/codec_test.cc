@@ -142,6 +142,8 @@ TaskInfo SampleTaskInfo(uint64_t id) {
   t.submitted_us = 1'700'000'000'000'000;
   t.dispatched_us = -1;  // wall clocks can step back; the codec keeps signs
   t.finished_us = std::numeric_limits<int64_t>::max();
+  t.run_after_us = 1'700'000'000'500'000;
+  t.idempotency_key = "order-7";
   return t;
 }
 
@@ -267,6 +269,26 @@ template <>
 TaskInfo Sample<TaskInfo>() {
   return SampleTaskInfo(42);
 }
+template <>
+DeadList Sample<DeadList>() {
+  return {17, 1u << 20, 500};
+}
+template <>
+DeadListReply Sample<DeadListReply>() {
+  return {18, {SampleTaskInfo(5), SampleTaskInfo(9)}, true};
+}
+template <>
+DeadRequeue Sample<DeadRequeue>() {
+  return {19, {5, 9, std::numeric_limits<uint64_t>::max()}, false};
+}
+template <>
+DeadPurge Sample<DeadPurge>() {
+  return {20, {}, true};
+}
+template <>
+DeadReply Sample<DeadReply>() {
+  return {21, 1000, true};
+}
 
 // ---------------------------------------------------------------- every message
 
@@ -276,7 +298,8 @@ class CodecAllMessages : public ::testing::Test {};
 using AllMessages =
     ::testing::Types<Hello, Welcome, Tasks, Results, Credit, Ack, Heartbeat, Extend, Disconnect,
                      Submit, SubmitReply, Get, GetReply, Wait, Cancel, CancelReply, Workers,
-                     WorkersReply, Stats, StatsReply, Error, TaskInfo>;
+                     WorkersReply, Stats, StatsReply, Error, TaskInfo, DeadList, DeadListReply,
+                     DeadRequeue, DeadPurge, DeadReply>;
 TYPED_TEST_SUITE(CodecAllMessages, AllMessages);
 
 TYPED_TEST(CodecAllMessages, RoundTripKeepsEveryField) {
@@ -450,13 +473,26 @@ TEST(Codec, NestedElementsAcceptExtraTrailingFields) {
   }
   {
     std::string info = EncodeBody(SampleTaskInfo(3));
-    ASSERT_EQ(info.substr(0, 3), Unhex("dc 00 10"));
-    info = Unhex("dc 00 11") + info.substr(3) + S("extra");
+    ASSERT_EQ(info.substr(0, 3), Unhex("dc 00 12"));
+    info = Unhex("dc 00 13") + info.substr(3) + S("extra");
     const GetReply got = MustDecode<GetReply>(Body({U(1), Arr(1) + info}));
     ASSERT_EQ(got.tasks.size(), 1u);
     ASSERT_TRUE(got.tasks[0].has_value());
     EXPECT_EQ(Tie(*got.tasks[0]), Tie(SampleTaskInfo(3)));
   }
+}
+
+TEST(Codec, TaskInfoFromBeforeRunAfterAndIdempotencyKeyDecodesWithDefaults) {
+  // Records stored by the first release have 16 fields.
+  TaskInfo old = SampleTaskInfo(4);
+  old.run_after_us = 0;
+  old.idempotency_key.clear();
+  std::string info = EncodeBody(old);
+  info = Unhex("dc 00 10") + info.substr(3);
+  info.resize(info.size() - 2);  // drop run_after_us (0) and the empty idempotency_key
+  TaskInfo got;
+  ASSERT_TRUE(DecodeBody(info, &got).ok());
+  EXPECT_EQ(Tie(got), Tie(old));
 }
 
 // ---------------------------------------------------------------- wrong field types
@@ -829,7 +865,7 @@ TEST(CodecHeader, AcceptsEveryKnownCommand) {
     EXPECT_EQ(static_cast<int>(got), c);
     EXPECT_STRNE(CommandName(got), "UNKNOWN") << c;
   }
-  EXPECT_EQ(known, 21);  // one per Command enumerator
+  EXPECT_EQ(known, 26);  // one per Command enumerator
 }
 
 TEST(CodecHeader, RejectsMalformedFrames) {
@@ -853,7 +889,7 @@ TEST(CodecHeader, RejectsOtherVersions) {
 
 TEST(CodecHeader, UnknownCommandsBelow0x80AreRequired) {
   Command cmd{};
-  for (int c : {0x00, 0x0a, 0x1f, 0x25, 0x2c, 0x2d, 0x2e, 0x30, 0x7f}) {
+  for (int c : {0x00, 0x0a, 0x1f, 0x25, 0x2c, 0x2d, 0x2e, 0x35, 0x7f}) {
     const std::string h{'Y', 'D', '\x01', static_cast<char>(c)};
     EXPECT_EQ(CheckHeader(h, &cmd), HeaderCheck::kUnknownRequired) << c;
   }

@@ -55,6 +55,10 @@ class EngineTest : public ::testing::Test {
     config_.default_max_attempts = 3;
     config_.heartbeat_ms = 1000;
     config_.liveness = 3;
+    // Retries go back to the queue at once unless a test asks for a back-off.
+    config_.retry_backoff = 0;
+    config_.retry_backoff_max = 0;
+    config_.seed = 1;
     Restart();
   }
 
@@ -274,12 +278,75 @@ TEST_F(EngineTest, SubmitRejectsOverlongTypesKeysAndTimeouts) {
             StatusCode::kInvalidArgument);
 }
 
-TEST_F(EngineTest, SubmitRejectsIdempotencyKeysAsUnimplemented) {
+TEST_F(EngineTest, RepeatedIdempotencyKeyReturnsTheFirstTask) {
   TaskSpec s = Spec();
-  s.idempotency_key = "once";
+  s.idempotency_key = "order-1";
   Effects fx;
-  auto r = engine().Submit({s}, now(), fx);
-  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
+  const std::vector<uint64_t> first = Submit({s, Spec()}, &fx);
+  ASSERT_THAT(first, SizeIs(2));
+  ASSERT_THAT(fx.idem_puts, SizeIs(1));
+  EXPECT_EQ(fx.idem_puts[0].key, "order-1");
+  EXPECT_EQ(fx.idem_puts[0].id, first[0]);
+  EXPECT_EQ(fx.idem_puts[0].expires_us, clock_.WallNow() + config_.idempotency_ttl);
+  EXPECT_EQ(Record(fx, first[0])->idempotency_key, "order-1");
+
+  // Again later, and twice within one submit: no new task, the first id.
+  Advance(kSeconds);
+  Effects again;
+  const std::vector<uint64_t> second = Submit({s, Spec(), s}, &again);
+  ASSERT_THAT(second, SizeIs(3));
+  EXPECT_EQ(second[0], first[0]);
+  EXPECT_EQ(second[2], first[0]);
+  EXPECT_NE(second[1], first[1]);
+  EXPECT_THAT(again.idem_puts, IsEmpty());
+  EXPECT_THAT(again.store_puts, SizeIs(1));
+  EXPECT_EQ(Stat("tasks.deduplicated"), 2u);
+  EXPECT_EQ(Stat("tasks.submitted"), 3u);
+}
+
+TEST_F(EngineTest, TwoNewSpecsWithOneKeyInOneSubmitMakeOneTask) {
+  TaskSpec s = Spec();
+  s.idempotency_key = "k";
+  Effects fx;
+  const auto ids = Submit({s, s}, &fx);
+  ASSERT_THAT(ids, SizeIs(2));
+  EXPECT_EQ(ids[0], ids[1]);
+  EXPECT_THAT(fx.store_puts, SizeIs(1));
+  EXPECT_THAT(fx.idem_puts, SizeIs(1));
+}
+
+TEST_F(EngineTest, IdempotencyKeyIsForgottenAfterItsTtl) {
+  config_.idempotency_ttl = 10 * kSeconds;
+  Restart();
+  TaskSpec s = Spec();
+  s.idempotency_key = "k";
+  const uint64_t first = SubmitOne(s);
+  Advance(10 * kSeconds - 1);
+  EXPECT_EQ(SubmitOne(s), first);
+  Advance(1);
+  Tick();
+  EXPECT_EQ(Stat("idempotency.keys"), 0u);
+  EXPECT_NE(SubmitOne(s), first);
+}
+
+TEST_F(EngineTest, RestoredIdempotencyKeysStillDeduplicate) {
+  engine().RestoreIdempotencyKey("late", 77, clock_.WallNow() + 5 * kSeconds);
+  engine().RestoreIdempotencyKey("early", 76, clock_.WallNow() + kSeconds);
+  TaskSpec s = Spec();
+  s.idempotency_key = "late";
+  EXPECT_EQ(SubmitOne(s), 77u);
+  Advance(2 * kSeconds);
+  s.idempotency_key = "early";
+  EXPECT_NE(SubmitOne(s), 76u) << "expired while the master was down or since";
+  s.idempotency_key = "late";
+  EXPECT_EQ(SubmitOne(s), 77u);
+}
+
+TEST_F(EngineTest, IdempotencyKeyLengthIsBounded) {
+  TaskSpec s = Spec();
+  s.idempotency_key = std::string(257, 'k');
+  Effects fx;
+  EXPECT_EQ(engine().Submit({s}, now(), fx).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(EngineTest, SubmitIsAllOrNothing) {
@@ -743,14 +810,197 @@ TEST_F(EngineTest, FailRetryRequeuesUntilMaxAttemptsThenFails) {
   EXPECT_EQ(engine().Find(id), nullptr);
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
-  EXPECT_EQ(rec->state, TaskState::kFailed);
+  EXPECT_EQ(rec->state, TaskState::kDead);
   EXPECT_EQ(rec->failures, 3u);
+  EXPECT_EQ(rec->worker, "w1");
+  EXPECT_EQ(rec->payload, "p") << "a dead letter keeps its payload, to run again";
   EXPECT_THAT(rec->error, HasSubstr("gave up after 3"));
   EXPECT_THAT(rec->error, HasSubstr("boom 3"));
   EXPECT_THAT(fx.finished, ElementsAre(id));
-  EXPECT_EQ(Stat("tasks.failed"), 1u);
+  EXPECT_EQ(Stat("tasks.dead"), 1u);
   EXPECT_EQ(Dispatch().total(), 0u);
   EXPECT_EQ(Info("w1")->failed, 3u);
+}
+
+TEST_F(EngineTest, RetriesBackOffExponentiallyWithJitter) {
+  config_.retry_backoff = kSeconds;
+  config_.retry_backoff_max = 4 * kSeconds;
+  Restart();
+  Join("c1", "w1", {"echo"}, 10);
+  const uint64_t id = SubmitOne(Spec("echo", "p", "", 5, 6));
+  // Failure n waits base * 2^(n-1), capped at 4 s, jittered into its upper half.
+  const std::vector<std::pair<Micros, Micros>> windows = {{500 * kMillis, kSeconds},
+                                                          {kSeconds, 2 * kSeconds},
+                                                          {2 * kSeconds, 4 * kSeconds},
+                                                          {2 * kSeconds, 4 * kSeconds},
+                                                          {2 * kSeconds, 4 * kSeconds}};
+  for (size_t n = 0; n < windows.size(); ++n) {
+    const TaskMsg t = DispatchOne("c1");
+    const Effects fx = Report("c1", t, Outcome::kFailRetry, "boom");
+    const TaskInfo* rec = Record(fx, id);
+    ASSERT_NE(rec, nullptr);
+    const Micros wait = rec->run_after_us - clock_.WallNow();
+    EXPECT_GE(wait, windows[n].first) << "failure " << n + 1;
+    EXPECT_LE(wait, windows[n].second) << "failure " << n + 1;
+    EXPECT_EQ(Stat("tasks.waiting_retry"), 1u);
+    ASSERT_TRUE(engine().NextDeadline().has_value());
+    EXPECT_LE(*engine().NextDeadline(), clock_.Now() + wait);
+    Advance(wait - 1);
+    Tick();
+    EXPECT_EQ(Dispatch().total(), 0u) << "dispatched before its back-off ended";
+    Advance(1);
+    engine().Touch("c1", now());
+    Tick();
+    EXPECT_EQ(Stat("tasks.waiting_retry"), 0u);
+  }
+  const Effects fx = Report("c1", DispatchOne("c1"), Outcome::kFailRetry, "boom");
+  EXPECT_EQ(Record(fx, id)->state, TaskState::kDead);
+}
+
+TEST_F(EngineTest, JitterSpreadsTheRetriesOfABurst) {
+  config_.retry_backoff = 10 * kSeconds;
+  config_.retry_backoff_max = 10 * kSeconds;
+  Restart();
+  Join("c1", "w1", {"echo"}, 100);
+  std::vector<TaskSpec> specs(50, Spec());
+  Submit(specs);
+  std::set<int64_t> run_after;
+  Sent sent = Dispatch();
+  for (const auto& t : sent.tasks["c1"]) {
+    const Effects fx = Report("c1", t, Outcome::kFailRetry, "boom");
+    run_after.insert(Record(fx, t.id)->run_after_us);
+  }
+  EXPECT_GT(run_after.size(), 45u);
+  EXPECT_GE(*run_after.begin(), clock_.WallNow() + 5 * kSeconds);
+  EXPECT_LE(*run_after.rbegin(), clock_.WallNow() + 10 * kSeconds);
+}
+
+TEST_F(EngineTest, CancelDuringBackOffEndsTheTask) {
+  config_.retry_backoff = kSeconds;
+  config_.retry_backoff_max = kSeconds;
+  Restart();
+  Join("c1", "w1", {"echo"}, 10);
+  const uint64_t id = SubmitOne(Spec());
+  Report("c1", DispatchOne("c1"), Outcome::kFailRetry, "boom");
+  Effects fx;
+  ASSERT_TRUE(engine().Cancel(id, now(), fx).ok());
+  EXPECT_EQ(Stat("tasks.waiting_retry"), 0u);
+  EXPECT_EQ(Stat("tasks.queued"), 0u);
+  Advance(2 * kSeconds);
+  engine().Touch("c1", now());
+  Tick();
+  EXPECT_EQ(Dispatch().total(), 0u);
+}
+
+TEST_F(EngineTest, KeyedTaskInBackOffHoldsItsLine) {
+  config_.retry_backoff = kSeconds;
+  config_.retry_backoff_max = kSeconds;
+  Restart();
+  Join("c1", "w1", {"echo"}, 10);
+  const uint64_t a = SubmitOne(Spec("echo", "a", "k"));
+  const uint64_t b = SubmitOne(Spec("echo", "b", "k"));
+  const TaskMsg first = DispatchOne("c1");
+  ASSERT_EQ(first.id, a);
+  Report("c1", first, Outcome::kFailRetry, "boom");
+  EXPECT_EQ(Dispatch().total(), 0u) << "b must wait for a's retry";
+  Advance(kSeconds);
+  engine().Touch("c1", now());
+  Tick();
+  EXPECT_EQ(DispatchOne("c1").id, a);
+  (void)b;
+}
+
+TEST_F(EngineTest, ReadmitRunsADeadLetterAgainWithFreshAttempts) {
+  Join("c1", "w1", {"echo"}, 10);
+  const uint64_t id = SubmitOne(Spec("echo", "p", "", 5, 1));
+  const Effects died = Report("c1", DispatchOne("c1"), Outcome::kFailRetry, "boom");
+  TaskInfo dead = *Record(died, id);
+  ASSERT_EQ(dead.state, TaskState::kDead);
+
+  Effects fx;
+  ASSERT_TRUE(engine().Readmit({dead}, now(), fx).ok());
+  EXPECT_THAT(fx.dead_removed, ElementsAre(id));
+  const TaskInfo* rec = Record(fx, id);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->state, TaskState::kQueued);
+  EXPECT_EQ(rec->failures, 0u);
+  EXPECT_EQ(rec->error, "");
+  EXPECT_EQ(rec->payload, "p");
+  EXPECT_EQ(Dispatch().total(), 0u) << "not before its record is committed";
+  engine().OnCommitted({id});
+  const TaskMsg again = DispatchOne("c1");
+  EXPECT_EQ(again.id, id);
+  EXPECT_EQ(again.attempt, 2u) << "(id, attempt) stays unique across the requeue";
+  EXPECT_EQ(again.payload, "p");
+  const Effects done = Report("c1", again, Outcome::kOk, "out");
+  EXPECT_EQ(Record(done, id)->state, TaskState::kSucceeded);
+  EXPECT_EQ(Stat("tasks.requeued"), 1u);
+}
+
+TEST_F(EngineTest, ReadmitRefusesTasksThatAreNotDeadOrAreActive) {
+  const uint64_t id = SubmitOne(Spec());
+  TaskInfo active = *engine().Find(id);
+  Effects fx;
+  EXPECT_EQ(engine().Readmit({active}, now(), fx).code(), StatusCode::kFailedPrecondition);
+  active.state = TaskState::kDead;
+  EXPECT_EQ(engine().Readmit({active}, now(), fx).code(), StatusCode::kFailedPrecondition);
+  TaskInfo done = active;
+  done.id = 999;
+  done.state = TaskState::kSucceeded;
+  EXPECT_EQ(engine().Readmit({done}, now(), fx).code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(fx.store_puts, IsEmpty());
+}
+
+TEST_F(EngineTest, RestoreRebuildsQueuesKeyLinesAndBackOffs) {
+  auto rec = [&](uint64_t id, std::string key, uint8_t priority, int64_t run_after) {
+    TaskInfo t;
+    t.id = id;
+    t.type = "echo";
+    t.state = TaskState::kQueued;
+    t.priority = priority;
+    t.key = std::move(key);
+    t.attempt = 1;
+    t.max_attempts = 3;
+    t.timeout_ms = 10000;
+    t.payload = "p" + std::to_string(id);
+    t.run_after_us = run_after;
+    return t;
+  };
+  const int64_t wall = clock_.WallNow();
+  // Any order in; key lines follow ids.
+  engine().Restore({rec(30, "k", 5, 0), rec(12, "", 1, wall + 5 * kSeconds), rec(20, "k", 0, 0),
+                    rec(10, "", 9, 0)},
+                   now());
+  EXPECT_EQ(Stat("tasks.recovered"), 4u);
+  EXPECT_EQ(Stat("tasks.queued"), 4u);
+  EXPECT_EQ(Stat("tasks.waiting_retry"), 1u);
+  engine().HoldDispatchUntil(clock_.Now() + DeadAfter());
+  Join("c1", "w1", {"echo"}, 10);
+  EXPECT_EQ(Dispatch().total(), 0u) << "held for one liveness period";
+  ASSERT_TRUE(engine().NextDeadline().has_value());
+  EXPECT_LE(*engine().NextDeadline(), clock_.Now() + DeadAfter());
+  Advance(DeadAfter());
+  engine().Touch("c1", now());
+  Tick();
+  Sent s = Dispatch();
+  // 20 heads key k (30 waits behind it); 12 waits out its back-off.
+  EXPECT_THAT(s.Ids("c1"), ElementsAre(20, 10));
+  EXPECT_EQ(s.tasks["c1"][0].attempt, 2u);
+  EXPECT_EQ(s.tasks["c1"][0].payload, "p20");
+  Advance(2 * kSeconds);
+  engine().Touch("c1", now());
+  Tick();
+  EXPECT_THAT(Dispatch().Ids("c1"), ElementsAre(12));
+  // New ids continue above the restored ones.
+  EXPECT_GT(SubmitOne(Spec()), 30u);
+}
+
+TEST_F(EngineTest, SessionIdsCarryTheEpoch) {
+  config_.epoch = 7;
+  Restart();
+  const Effects fx = Join("c1", "w1");
+  ASSERT_THAT(fx.welcomes, SizeIs(1));
+  EXPECT_EQ(fx.welcomes[0].second.session >> 32, 7u);
 }
 
 TEST_F(EngineTest, FailPermanentFailsAtOnce) {
@@ -900,7 +1150,7 @@ TEST_F(EngineTest, LeaseExpiriesEndTheTaskAfterMaxAttempts) {
   EXPECT_EQ(engine().Find(id), nullptr);
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
-  EXPECT_EQ(rec->state, TaskState::kFailed);
+  EXPECT_EQ(rec->state, TaskState::kDead);
   EXPECT_THAT(rec->error, HasSubstr("gave up after 2"));
   EXPECT_THAT(fx.finished, ElementsAre(id));
 }

@@ -1,37 +1,78 @@
-// The StateStore contract, run against every implementation. A new store joins the suite by
-// adding its factory to `StoreFactories` below.
+// The StateStore contract, run against every implementation: MemoryStore and RocksStore (in a
+// fresh temp dir), both on a FakeClock. A new store joins the suite by adding its factory to
+// `StoreFactories` below.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "master/state/memory_store.h"
+#include "master/state/rocks_store.h"
 #include "master/state/state_store.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/testing/message_tie.h"
 
 namespace yard::state {
 namespace {
 
 using protocol::TaskInfo;
 using protocol::TaskState;
+using protocol::Tie;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-// A factory opens a fresh, empty store and owns whatever it needs (a temp dir for a durable
-// store) for as long as it lives.
-struct MemoryStoreFactory {
-  std::unique_ptr<StateStore> Open() { return std::make_unique<MemoryStore>(); }
+constexpr Micros kTtl = 3600 * kSeconds;
+
+// A temp dir removed when the object goes.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = ::testing::TempDir() + "yard-store-XXXXXX";
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
 };
 
-using StoreFactories = ::testing::Types<MemoryStoreFactory>;
+// A factory opens a fresh, empty store on `clock` and owns whatever it needs (a temp dir for a
+// durable store) for as long as it lives.
+struct MemoryStoreFactory {
+  std::unique_ptr<StateStore> Open(const Clock& clock) {
+    return std::make_unique<MemoryStore>(MemoryStoreOptions{1000000, kTtl}, clock);
+  }
+};
 
-auto Tie(const TaskInfo& t) {
-  return std::tie(t.id, t.type, t.state, t.priority, t.key, t.attempt, t.failures, t.max_attempts,
-                  t.timeout_ms, t.payload, t.result, t.error, t.worker, t.submitted_us,
-                  t.dispatched_us, t.finished_us);
+struct RocksStoreFactory {
+  TempDir dir;
+  std::unique_ptr<StateStore> Open(const Clock& clock) {
+    RocksStoreOptions o;
+    o.dir = dir.path() + "/data";
+    o.durability = Durability::kNone;  // the contract is about content, not syncing
+    o.result_ttl = kTtl;
+    auto store = RocksStore::Open(o, clock);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+};
+
+using StoreFactories = ::testing::Types<MemoryStoreFactory, RocksStoreFactory>;
+
+testing::FakeClock& TestClock() {
+  static testing::FakeClock clock;
+  return clock;
 }
 
 TaskInfo Record(uint64_t id, TaskState state, std::string payload = "payload") {
@@ -39,7 +80,7 @@ TaskInfo Record(uint64_t id, TaskState state, std::string payload = "payload") {
   t.id = id;
   t.type = "echo";
   t.state = state;
-  t.priority = 3;
+  t.priority = static_cast<uint8_t>(id % 10);
   t.key = "k" + std::to_string(id % 3);
   t.attempt = 2;
   t.failures = 1;
@@ -49,21 +90,29 @@ TaskInfo Record(uint64_t id, TaskState state, std::string payload = "payload") {
   t.result = protocol::IsTerminal(state) ? "result-" + std::to_string(id) : "";
   t.error = "boom";
   t.worker = "w1";
-  t.submitted_us = 1000 + static_cast<int64_t>(id);
-  t.dispatched_us = 2000;
-  t.finished_us = protocol::IsTerminal(state) ? 3000 : 0;
+  const int64_t wall = TestClock().WallNow();
+  t.submitted_us = wall - 3000 + static_cast<int64_t>(id);
+  t.dispatched_us = wall - 2000;
+  t.finished_us = protocol::IsTerminal(state) ? wall - 1000 : 0;
   return t;
+}
+
+Batch Records(std::vector<TaskInfo> records) {
+  Batch b;
+  b.records = std::move(records);
+  return b;
 }
 
 template <typename Factory>
 class StoreContractTest : public ::testing::Test {
  protected:
-  StoreContractTest() : store_(factory_.Open()) {}
+  StoreContractTest() : store_(factory_.Open(TestClock())) {}
 
-  void Commit(const std::vector<TaskInfo>& records) {
-    const Status st = store_->Commit(records);
+  void Commit(const Batch& batch) {
+    const Status st = store_->Commit(batch);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
+  void Commit(std::initializer_list<TaskInfo> records) { Commit(Records(records)); }
 
   std::optional<TaskInfo> Get(uint64_t id) {
     auto got = store_->Get(id);
@@ -74,6 +123,17 @@ class StoreContractTest : public ::testing::Test {
   std::vector<uint64_t> ActiveIds() {
     std::vector<uint64_t> ids;
     const Status st = store_->ForEachActive([&](TaskInfo&& t) { ids.push_back(t.id); });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    std::sort(ids.begin(), ids.end());  // the contract sets no order
+    return ids;
+  }
+
+  std::vector<uint64_t> DeadIds(uint64_t after = 0, size_t limit = 1000) {
+    std::vector<uint64_t> ids;
+    const Status st = store_->ForEachDead(after, [&](TaskInfo&& t) {
+      ids.push_back(t.id);
+      return ids.size() < limit;
+    });
     EXPECT_TRUE(st.ok()) << st.ToString();
     return ids;
   }
@@ -135,11 +195,11 @@ TYPED_TEST(StoreContractTest, OverwriteKeepsTheLatestVersion) {
 }
 
 TYPED_TEST(StoreContractTest, AnEmptyCommitIsFine) {
-  this->Commit({});
+  this->Commit(Batch{});
   EXPECT_EQ(this->store_->MaxTaskId(), 0u);
 }
 
-TYPED_TEST(StoreContractTest, ForEachActiveYieldsOnlyUnfinishedTasksInIdOrder) {
+TYPED_TEST(StoreContractTest, ForEachActiveYieldsOnlyUnfinishedTasks) {
   this->Commit({Record(5, TaskState::kQueued), Record(2, TaskState::kDispatched),
                 Record(9, TaskState::kSucceeded), Record(3, TaskState::kFailed)});
   this->Commit({Record(7, TaskState::kQueued), Record(1, TaskState::kCancelled),
@@ -151,6 +211,8 @@ TYPED_TEST(StoreContractTest, ForEachActiveYieldsOnlyUnfinishedTasksInIdOrder) {
   std::vector<TaskInfo> active;
   ASSERT_TRUE(
       this->store_->ForEachActive([&](TaskInfo&& t) { active.push_back(std::move(t)); }).ok());
+  std::sort(active.begin(), active.end(),
+            [](const TaskInfo& a, const TaskInfo& b) { return a.id < b.id; });
   ASSERT_EQ(active.size(), 3u);
   EXPECT_EQ(Tie(active[0]), Tie(Record(2, TaskState::kDispatched)));
   EXPECT_EQ(Tie(active[1]), Tie(Record(6, TaskState::kQueued)));
@@ -168,9 +230,8 @@ TYPED_TEST(StoreContractTest, MaxTaskIdIsTheHighestIdEverCommitted) {
   EXPECT_EQ(this->store_->MaxTaskId(), 10u);
 }
 
-TYPED_TEST(StoreContractTest, TerminalRecordsDropTheirPayload) {
-  for (TaskState s :
-       {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled, TaskState::kDead}) {
+TYPED_TEST(StoreContractTest, FinishedRecordsDropTheirPayload) {
+  for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled}) {
     const uint64_t id = 100 + static_cast<uint64_t>(s);
     this->Commit({Record(id, s, std::string(1000, 'p'))});
     const auto got = this->Get(id);
@@ -180,19 +241,124 @@ TYPED_TEST(StoreContractTest, TerminalRecordsDropTheirPayload) {
     EXPECT_EQ(got->state, s);
     EXPECT_EQ(got->error, "boom");
   }
-  // Active records keep theirs: a restart needs it to run them.
-  this->Commit({Record(1, TaskState::kQueued, "keep me")});
+  // Active records and dead letters keep theirs: they may run again.
+  this->Commit({Record(1, TaskState::kQueued, "keep me"), Record(2, TaskState::kDead, "me too")});
   EXPECT_EQ(this->Get(1)->payload, "keep me");
+  EXPECT_EQ(this->Get(2)->payload, "me too");
+}
+
+TYPED_TEST(StoreContractTest, ARecordMovingBetweenStatesLeavesNothingBehind) {
+  TaskInfo t = Record(42, TaskState::kQueued);
+  this->Commit({t});
+  // Retry back-offs: into the waiting set and to a later time within it.
+  t.failures = 1;
+  t.run_after_us = TestClock().WallNow() + kSeconds;
+  this->Commit({t});
+  EXPECT_THAT(this->ActiveIds(), ElementsAre(42));
+  EXPECT_EQ(this->Get(42)->run_after_us, t.run_after_us);
+  t.failures = 2;
+  t.run_after_us += kSeconds;
+  this->Commit({t});
+  EXPECT_THAT(this->ActiveIds(), ElementsAre(42));
+  EXPECT_EQ(this->Get(42)->failures, 2u);
+  // Back to ready (a requeue), then finished.
+  t.run_after_us = 0;
+  this->Commit({t});
+  EXPECT_THAT(this->ActiveIds(), ElementsAre(42));
+  t.run_after_us = TestClock().WallNow() + 5 * kSeconds;
+  this->Commit({t});
+  t.state = TaskState::kSucceeded;
+  t.finished_us = TestClock().WallNow();
+  this->Commit({t});
+  EXPECT_THAT(this->ActiveIds(), IsEmpty());
+  EXPECT_EQ(this->Get(42)->state, TaskState::kSucceeded);
+  EXPECT_THAT(this->DeadIds(), IsEmpty());
+}
+
+TYPED_TEST(StoreContractTest, SubmitAndFinishInOneBatchLeaveOnlyTheFinishedRecord) {
+  TaskInfo queued = Record(3, TaskState::kQueued);
+  TaskInfo done = Record(3, TaskState::kSucceeded);
+  this->Commit({queued, done});
+  EXPECT_THAT(this->ActiveIds(), IsEmpty());
+  EXPECT_EQ(this->Get(3)->state, TaskState::kSucceeded);
+}
+
+TYPED_TEST(StoreContractTest, DeadLettersAreListedInIdOrderAndPaged) {
+  this->Commit({Record(9, TaskState::kDead), Record(2, TaskState::kDead),
+                Record(5, TaskState::kQueued), Record(7, TaskState::kDead),
+                Record(4, TaskState::kFailed)});
+  EXPECT_THAT(this->DeadIds(), ElementsAre(2, 7, 9));
+  EXPECT_THAT(this->DeadIds(2), ElementsAre(7, 9));
+  EXPECT_THAT(this->DeadIds(0, 2), ElementsAre(2, 7));
+  EXPECT_THAT(this->DeadIds(9), IsEmpty());
+  EXPECT_THAT(this->DeadIds(~0ull), IsEmpty());
+  EXPECT_THAT(this->ActiveIds(), ElementsAre(5));
+}
+
+TYPED_TEST(StoreContractTest, RequeuedAndPurgedDeadLettersLeaveTheDeadSet) {
+  this->Commit(
+      {Record(1, TaskState::kDead), Record(2, TaskState::kDead), Record(3, TaskState::kDead)});
+  // Requeue 1: its new record plus its removal from the dead set, in one batch.
+  Batch requeue;
+  TaskInfo again = Record(1, TaskState::kQueued, "payload");
+  again.failures = 0;
+  requeue.records.push_back(again);
+  requeue.dead_removed.push_back(1);
+  this->Commit(requeue);
+  EXPECT_THAT(this->DeadIds(), ElementsAre(2, 3));
+  EXPECT_THAT(this->ActiveIds(), ElementsAre(1));
+  EXPECT_EQ(this->Get(1)->state, TaskState::kQueued);
+  // Purge 2.
+  Batch purge;
+  purge.dead_removed.push_back(2);
+  this->Commit(purge);
+  EXPECT_THAT(this->DeadIds(), ElementsAre(3));
+  EXPECT_FALSE(this->Get(2).has_value());
+  EXPECT_EQ(this->store_->MaxTaskId(), 3u);
+}
+
+TYPED_TEST(StoreContractTest, IdempotencyKeysAreKeptUntilTheyExpire) {
+  const int64_t now = TestClock().WallNow();
+  Batch b = Records({Record(1, TaskState::kQueued), Record(2, TaskState::kQueued)});
+  b.idem = {{"order-1", 1, now + kSeconds}, {"order-2", 2, now + 10 * kSeconds}};
+  this->Commit(b);
+  auto keys = [&](int64_t at) {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    EXPECT_TRUE(this->store_->ForEachIdem(at,
+                                          [&](IdemEntry&& e) {
+                                            out.push_back({e.key, e.id});
+                                          })
+                    .ok());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  using P = std::pair<std::string, uint64_t>;
+  EXPECT_THAT(keys(now), ElementsAre(P{"order-1", 1}, P{"order-2", 2}));
+  EXPECT_THAT(keys(now + kSeconds), ElementsAre(P{"order-2", 2}));
+  EXPECT_THAT(keys(now + 10 * kSeconds), IsEmpty());
+}
+
+TYPED_TEST(StoreContractTest, FinishedRecordsVanishAfterTheResultTtl) {
+  this->Commit({Record(1, TaskState::kSucceeded), Record(2, TaskState::kDead),
+                Record(3, TaskState::kQueued)});
+  TestClock().Advance(kTtl - kMillis);  // it finished 1 ms before the test began
+  EXPECT_TRUE(this->Get(1).has_value()) << "exactly the TTL old: still there";
+  TestClock().Advance(kSeconds);
+  this->Commit(Batch{});
+  EXPECT_FALSE(this->Get(1).has_value());
+  EXPECT_TRUE(this->Get(2).has_value()) << "dead letters stay until requeued or purged";
+  EXPECT_TRUE(this->Get(3).has_value()) << "active tasks never expire";
+  EXPECT_EQ(this->store_->MaxTaskId(), 3u);
 }
 
 // ---------------------------------------------------------------- MemoryStore retention
 
 TEST(MemoryStoreRetention, EvictsTheOldestFinishedTasks) {
-  MemoryStore store(/*max_finished=*/2);
+  MemoryStore store(MemoryStoreOptions{2, kTtl}, TestClock());
   // Finished in the order 5, 2, 8: 5 is the oldest although its id is not the lowest.
-  ASSERT_TRUE(store.Commit({Record(5, TaskState::kSucceeded)}).ok());
-  ASSERT_TRUE(store.Commit({Record(2, TaskState::kFailed)}).ok());
-  ASSERT_TRUE(store.Commit({Record(8, TaskState::kCancelled)}).ok());
+  ASSERT_TRUE(store.Commit(Records({Record(5, TaskState::kSucceeded)})).ok());
+  ASSERT_TRUE(store.Commit(Records({Record(2, TaskState::kFailed)})).ok());
+  ASSERT_TRUE(store.Commit(Records({Record(8, TaskState::kCancelled)})).ok());
   EXPECT_FALSE(store.Get(5)->has_value());
   EXPECT_TRUE(store.Get(2)->has_value());
   EXPECT_TRUE(store.Get(8)->has_value());
@@ -201,11 +367,12 @@ TEST(MemoryStoreRetention, EvictsTheOldestFinishedTasks) {
 }
 
 TEST(MemoryStoreRetention, NeverEvictsActiveTasks) {
-  MemoryStore store(/*max_finished=*/1);
+  MemoryStore store(MemoryStoreOptions{1, kTtl}, TestClock());
   ASSERT_TRUE(
-      store.Commit({Record(1, TaskState::kQueued), Record(2, TaskState::kDispatched)}).ok());
+      store.Commit(Records({Record(1, TaskState::kQueued), Record(2, TaskState::kDispatched)}))
+          .ok());
   for (uint64_t id = 10; id < 20; ++id) {
-    ASSERT_TRUE(store.Commit({Record(id, TaskState::kSucceeded)}).ok());
+    ASSERT_TRUE(store.Commit(Records({Record(id, TaskState::kSucceeded)})).ok());
   }
   EXPECT_TRUE(store.Get(1)->has_value());
   EXPECT_TRUE(store.Get(2)->has_value());
@@ -214,23 +381,27 @@ TEST(MemoryStoreRetention, NeverEvictsActiveTasks) {
   EXPECT_EQ(store.size(), 3u);
   std::vector<uint64_t> active;
   ASSERT_TRUE(store.ForEachActive([&](TaskInfo&& t) { active.push_back(t.id); }).ok());
+  std::sort(active.begin(), active.end());
   EXPECT_THAT(active, ElementsAre(1, 2));
 }
 
 TEST(MemoryStoreRetention, TasksFinishedInOneBatchAreEvictedInBatchOrder) {
-  MemoryStore store(/*max_finished=*/2);
-  ASSERT_TRUE(store
-                  .Commit({Record(3, TaskState::kSucceeded), Record(1, TaskState::kSucceeded),
-                           Record(2, TaskState::kSucceeded)})
-                  .ok());
+  MemoryStore store(MemoryStoreOptions{2, kTtl}, TestClock());
+  ASSERT_TRUE(
+      store
+          .Commit(Records({Record(3, TaskState::kSucceeded), Record(1, TaskState::kSucceeded),
+                           Record(2, TaskState::kSucceeded)}))
+          .ok());
   EXPECT_FALSE(store.Get(3)->has_value());
   EXPECT_TRUE(store.Get(1)->has_value());
   EXPECT_TRUE(store.Get(2)->has_value());
 }
 
 TEST(MemoryStoreRetention, ZeroKeepsNoFinishedTasks) {
-  MemoryStore store(/*max_finished=*/0);
-  ASSERT_TRUE(store.Commit({Record(1, TaskState::kSucceeded), Record(2, TaskState::kQueued)}).ok());
+  MemoryStore store(MemoryStoreOptions{0, kTtl}, TestClock());
+  ASSERT_TRUE(
+      store.Commit(Records({Record(1, TaskState::kSucceeded), Record(2, TaskState::kQueued)}))
+          .ok());
   EXPECT_FALSE(store.Get(1)->has_value());
   EXPECT_TRUE(store.Get(2)->has_value());
   EXPECT_EQ(store.MaxTaskId(), 2u);

@@ -1,0 +1,524 @@
+#include "master/state/rocks_store.h"
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/protocol/codec.h"
+
+namespace yard::state {
+
+using protocol::TaskInfo;
+using protocol::TaskState;
+
+namespace {
+
+constexpr uint32_t kSchema = 1;
+constexpr const char* kProgram = "yard";
+
+// Column families, in the order they are opened (RocksDB requires "default" too).
+enum Family : size_t { kDefault, kMeta, kReady, kSched, kDone, kDead, kIdem, kFamilies };
+constexpr std::array<const char*, kFamilies> kFamilyNames = {"default", "meta", "ready", "sched",
+                                                             "done",    "dead", "idem"};
+
+void PutBE64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+uint64_t GetBE64(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  return v;
+}
+std::string IdKey(uint64_t id) {
+  std::string k;
+  PutBE64(&k, id);
+  return k;
+}
+std::string ReadyKey(uint8_t priority, uint64_t id) {
+  std::string k(1, static_cast<char>(priority));
+  PutBE64(&k, id);
+  return k;
+}
+std::string SchedKey(int64_t run_after_us, uint64_t id) {
+  std::string k;
+  PutBE64(&k, static_cast<uint64_t>(run_after_us));
+  PutBE64(&k, id);
+  return k;
+}
+std::string Be64(uint64_t v) { return IdKey(v); }
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+bool IsFinished(TaskState s) { return protocol::IsTerminal(s) && s != TaskState::kDead; }
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNoSpace()) return ResourceExhausted("disk full: " + what + ": " + s.ToString());
+  return Unavailable(what + ": " + s.ToString());
+}
+
+// Drops finished records past the result TTL. Runs on RocksDB's compaction threads.
+class DoneFilter final : public rocksdb::CompactionFilter {
+ public:
+  DoneFilter(const Clock& clock, Micros ttl) : clock_(clock), ttl_(ttl) {}
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    TaskInfo t;
+    if (!protocol::DecodeBody(View(value), &t).ok()) return false;  // keep what we cannot read
+    return t.finished_us + ttl_ < clock_.WallNow();
+  }
+  const char* Name() const override { return "yard.DoneFilter"; }
+
+ private:
+  const Clock& clock_;
+  Micros ttl_;
+};
+
+// Drops idempotency keys past their expiry.
+class IdemFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit IdemFilter(const Clock& clock) : clock_(clock) {}
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    if (value.size() != 16) return false;
+    return static_cast<int64_t>(GetBE64(View(value).substr(8))) <= clock_.WallNow();
+  }
+  const char* Name() const override { return "yard.IdemFilter"; }
+
+ private:
+  const Clock& clock_;
+};
+
+}  // namespace
+
+const char* DurabilityName(Durability d) {
+  switch (d) {
+    case Durability::kFsync:
+      return "fsync";
+    case Durability::kInterval:
+      return "interval";
+    case Durability::kNone:
+      return "none";
+  }
+  return "?";
+}
+
+StatusOr<Durability> ParseDurability(std::string_view s) {
+  for (Durability d : {Durability::kFsync, Durability::kInterval, Durability::kNone}) {
+    if (s == DurabilityName(d)) return d;
+  }
+  return InvalidArgument("unknown durability '" + std::string(s) +
+                         "' (choose fsync, interval or none)");
+}
+
+struct RocksStore::Impl {
+  Impl(const RocksStoreOptions& o, const Clock& c)
+      : options(o), clock(c), done_filter(c, o.result_ttl), idem_filter(c) {}
+
+  RocksStoreOptions options;
+  const Clock& clock;
+  DoneFilter done_filter;  // must outlive db
+  IdemFilter idem_filter;
+  std::unique_ptr<rocksdb::Env> env;  // with options.file_system; must outlive db
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kFamilies> cf{};
+  std::unordered_map<uint64_t, int64_t> sched_at;  // tasks in `sched`: id -> run_after_us
+  uint64_t max_id = 0;
+  uint64_t epoch = 0;
+  Status write_error;  // of the last write; not ok: Resume() before the next
+
+  std::thread syncer;  // Durability::kInterval
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+
+  bool Expired(const TaskInfo& t) const {
+    return IsFinished(t.state) && t.finished_us + options.result_ttl < clock.WallNow();
+  }
+  Status Put(Family f, const std::string& key, const std::string& value, bool sync) {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    return FromRocks(db->Put(wo, cf[f], key, value), "cannot write " + options.dir);
+  }
+  StatusOr<std::optional<std::string>> Read(Family f, const std::string& key) const {
+    std::string v;
+    const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf[f], key, &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, "cannot read " + options.dir);
+    return std::optional<std::string>(std::move(v));
+  }
+  StatusOr<std::optional<TaskInfo>> ReadTask(Family f, const std::string& key) const {
+    ASSIGN_OR_RETURN(auto v, Read(f, key));
+    if (!v) return std::optional<TaskInfo>();
+    TaskInfo t;
+    if (Status st = protocol::DecodeBody(*v, &t); !st.ok()) {
+      return DataLoss(std::string("corrupt record in ") + kFamilyNames[f] + ": " + st.message());
+    }
+    return std::optional<TaskInfo>(std::move(t));
+  }
+  // Calls fn(key, value) for each entry of `f` from `start`, until fn returns false. Full
+  // scans bypass the block cache and read ahead.
+  Status Scan(Family f, const std::string& start,
+              const std::function<Status(std::string_view, std::string_view, bool*)>& fn) const {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    ro.readahead_size = 2u << 20;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[f]));
+    bool more = true;
+    for (it->Seek(start); more && it->Valid(); it->Next()) {
+      RETURN_IF_ERROR(fn(View(it->key()), View(it->value()), &more));
+    }
+    return FromRocks(it->status(), std::string("cannot scan ") + kFamilyNames[f]);
+  }
+  Status ScanTasks(Family f, const std::string& start,
+                   const std::function<bool(TaskInfo&&)>& fn) const {
+    return Scan(f, start, [&](std::string_view, std::string_view v, bool* more) {
+      TaskInfo t;
+      if (Status st = protocol::DecodeBody(v, &t); !st.ok()) {
+        return DataLoss(std::string("corrupt record in ") + kFamilyNames[f] + ": " + st.message());
+      }
+      *more = fn(std::move(t));
+      return Status::Ok();
+    });
+  }
+  void SyncLoop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, std::chrono::milliseconds(options.sync_interval_ms));
+      if (stopping) break;
+      lock.unlock();
+      // Commits stay fast while a sync runs: RocksDB allows writes during SyncWAL.
+      const rocksdb::Status s = db->SyncWAL();
+      if (!s.ok()) spdlog::error("WAL sync of {} failed: {}", options.dir, s.ToString());
+      lock.lock();
+    }
+  }
+};
+
+RocksStore::RocksStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RocksStore::~RocksStore() {
+  if (impl_->syncer.joinable()) {
+    {
+      std::lock_guard lock(impl_->mu);
+      impl_->stopping = true;
+    }
+    impl_->cv.notify_all();
+    impl_->syncer.join();
+  }
+  if (impl_->db) {
+    if (impl_->options.durability != Durability::kFsync) (void)impl_->db->SyncWAL();
+    for (auto* h : impl_->cf) {
+      if (h) (void)impl_->db->DestroyColumnFamilyHandle(h);
+    }
+    (void)impl_->db->Close();
+  }
+}
+
+StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& options,
+                                                       const Clock& clock) {
+  namespace fs = std::filesystem;
+  const std::string& dir = options.dir;
+  if (dir.empty()) return InvalidArgument("the data directory is not set");
+  if (options.sync_interval_ms == 0) return InvalidArgument("sync interval must be > 0");
+  std::error_code ec;
+  bool fresh = false;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec)) {
+      return FailedPrecondition(dir + " is not a directory; refusing to use it");
+    }
+    if (!fs::exists(fs::path(dir) / "CURRENT", ec)) {
+      if (!fs::is_empty(dir, ec)) {
+        return FailedPrecondition(dir +
+                                  " is not a Yard data directory (it holds other files); "
+                                  "refusing to use it");
+      }
+      fresh = true;
+    }
+  } else {
+    fs::create_directories(dir, ec);
+    if (ec) return Unavailable("cannot create data directory " + dir + ": " + ec.message());
+    fresh = true;
+  }
+
+  auto impl = std::make_unique<Impl>(options, clock);
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = fresh;
+  db_opts.create_missing_column_families = fresh;
+  db_opts.max_background_jobs = 2;          // two cores: one flush, one compaction
+  db_opts.bytes_per_sync = 1u << 20;        // SST writes trickle to disk, no fsync storms
+  db_opts.wal_bytes_per_sync = 0;           // WAL sync is the durability mode's business
+  db_opts.max_total_wal_size = 256u << 20;  // flush column families that pin old WALs
+  db_opts.keep_log_file_num = 4;            // RocksDB's own LOG files
+  db_opts.max_log_file_size = 16u << 20;
+  if (options.file_system) {
+    impl->env = rocksdb::NewCompositeEnv(options.file_system);
+    db_opts.env = impl->env.get();
+  }
+
+  if (!fresh) {
+    std::vector<std::string> existing;
+    const rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_opts, dir, &existing);
+    if (!s.ok()) return FromRocks(s, "cannot read data directory " + dir);
+    if (std::find(existing.begin(), existing.end(), "meta") == existing.end()) {
+      return FailedPrecondition(dir +
+                                " holds a RocksDB database that belongs to another program; "
+                                "refusing to use it");
+    }
+    for (const auto& name : existing) {
+      if (std::find(kFamilyNames.begin(), kFamilyNames.end(), name) == kFamilyNames.end()) {
+        return FailedPrecondition(dir + " has column family '" + name +
+                                  "', unknown to this build: written by a newer Yard?");
+      }
+    }
+    db_opts.create_missing_column_families = true;
+  }
+
+  // Queue-like families see a delete for nearly every put: compact files whose recent
+  // entries are mostly tombstones, so scans and recovery do not wade through them.
+  rocksdb::ColumnFamilyOptions queue_opts;
+  queue_opts.write_buffer_size = 64u << 20;
+  queue_opts.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/128,
+                                                    /*deletion_trigger=*/64));
+  // Finished records expire after the result TTL; periodic compaction makes the filter run
+  // on files nothing else would compact.
+  const uint64_t ttl_s = static_cast<uint64_t>(std::max<Micros>(options.result_ttl / kSeconds, 1));
+  rocksdb::ColumnFamilyOptions done_opts;
+  done_opts.write_buffer_size = 64u << 20;
+  done_opts.compaction_filter = &impl->done_filter;
+  done_opts.periodic_compaction_seconds = std::clamp<uint64_t>(ttl_s, 3600, 86400);
+  rocksdb::ColumnFamilyOptions idem_opts;
+  idem_opts.compaction_filter = &impl->idem_filter;
+  idem_opts.periodic_compaction_seconds = 86400;
+  rocksdb::ColumnFamilyOptions small_opts;  // meta, dead: little data
+  small_opts.write_buffer_size = 8u << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (size_t f = 0; f < kFamilies; ++f) {
+    rocksdb::ColumnFamilyOptions o = small_opts;
+    if (f == kReady || f == kSched) o = queue_opts;
+    if (f == kDone) o = done_opts;
+    if (f == kIdem) o = idem_opts;
+    descs.emplace_back(kFamilyNames[f], o);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(db_opts, dir, descs, &handles, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Unavailable(dir + " is in use by another process (" + s.ToString() + ")");
+    }
+    return FromRocks(s, "cannot open data directory " + dir);
+  }
+  impl->db.reset(raw);
+  std::copy(handles.begin(), handles.end(), impl->cf.begin());
+  std::unique_ptr<RocksStore> store(new RocksStore(std::move(impl)));
+  Impl& m = *store->impl_;
+
+  ASSIGN_OR_RETURN(auto program, m.Read(kMeta, "program"));
+  if (!program) {
+    if (!fresh) {
+      return FailedPrecondition(dir + " has no Yard metadata: another program's database?");
+    }
+    RETURN_IF_ERROR(m.Put(kMeta, "program", kProgram, false));
+    std::string schema;
+    PutBE64(&schema, kSchema);
+    RETURN_IF_ERROR(m.Put(kMeta, "schema", schema, false));
+  } else if (*program != kProgram) {
+    return FailedPrecondition(dir + " belongs to another program ('" + *program +
+                              "'); refusing to use it");
+  }
+  ASSIGN_OR_RETURN(auto schema, m.Read(kMeta, "schema"));
+  const uint64_t version = schema && schema->size() == 8 ? GetBE64(*schema) : 0;
+  if (version > kSchema) {
+    return FailedPrecondition(dir + " was written by a newer Yard (schema " +
+                              std::to_string(version) + "); this build reads schema " +
+                              std::to_string(kSchema));
+  }
+  if (version != kSchema) return DataLoss(dir + " has a damaged schema record");
+  ASSIGN_OR_RETURN(auto epoch, m.Read(kMeta, "epoch"));
+  m.epoch = (epoch && epoch->size() == 8 ? GetBE64(*epoch) : 0) + 1;
+  RETURN_IF_ERROR(m.Put(kMeta, "epoch", Be64(m.epoch), /*sync=*/true));
+  ASSIGN_OR_RETURN(auto max_id, m.Read(kMeta, "max_task_id"));
+  m.max_id = max_id && max_id->size() == 8 ? GetBE64(*max_id) : 0;
+  RETURN_IF_ERROR(m.Scan(kSched, "", [&](std::string_view k, std::string_view, bool*) {
+    if (k.size() != 16) return DataLoss("bad key in sched");
+    m.sched_at[GetBE64(k.substr(8))] = static_cast<int64_t>(GetBE64(k));
+    return Status::Ok();
+  }));
+
+  if (options.durability == Durability::kInterval) {
+    m.syncer = std::thread([&m] { m.SyncLoop(); });
+  }
+  return store;
+}
+
+Status RocksStore::Commit(const Batch& batch) {
+  Impl& m = *impl_;
+  if (!m.write_error.ok()) {
+    // After a failed write RocksDB refuses writes until it resumes. For "no space" it resumes
+    // on its own once space is back, and Resume() says Busy meanwhile: keep reporting the
+    // original error until then.
+    const rocksdb::Status s = m.db->Resume();
+    if (s.IsBusy()) return m.write_error;
+    if (!s.ok()) return FromRocks(s, "state store cannot resume writing");
+    m.write_error = Status::Ok();
+  }
+  rocksdb::WriteBatch wb;
+  std::unordered_map<uint64_t, int64_t> sched_changes;  // 0: left `sched`
+  auto sched_of = [&](uint64_t id) -> int64_t {
+    if (auto c = sched_changes.find(id); c != sched_changes.end()) return c->second;
+    auto it = m.sched_at.find(id);
+    return it == m.sched_at.end() ? 0 : it->second;
+  };
+  uint64_t max_id = m.max_id;
+  std::string value;
+  rocksdb::Status s;
+  for (uint64_t id : batch.dead_removed) s = wb.Delete(m.cf[kDead], IdKey(id));
+  for (const TaskInfo& r : batch.records) {
+    max_id = std::max(max_id, r.id);
+    Family dest = kReady;
+    if (r.state == TaskState::kDead) {
+      dest = kDead;
+    } else if (protocol::IsTerminal(r.state)) {
+      dest = kDone;
+    } else if (r.run_after_us > 0) {
+      dest = kSched;
+    }
+    if (const int64_t old = sched_of(r.id);
+        old != 0 && !(dest == kSched && old == r.run_after_us)) {
+      s = wb.Delete(m.cf[kSched], SchedKey(old, r.id));
+      sched_changes[r.id] = 0;
+    }
+    if (dest != kReady) s = wb.Delete(m.cf[kReady], ReadyKey(r.priority, r.id));
+    if (dest == kDone && !r.payload.empty()) {
+      TaskInfo slim = r;  // finished records keep their result, not their payload
+      slim.payload.clear();
+      value = protocol::EncodeBody(slim);
+    } else {
+      value = protocol::EncodeBody(r);
+    }
+    switch (dest) {
+      case kReady:
+        s = wb.Put(m.cf[kReady], ReadyKey(r.priority, r.id), value);
+        break;
+      case kSched:
+        s = wb.Put(m.cf[kSched], SchedKey(r.run_after_us, r.id), value);
+        sched_changes[r.id] = r.run_after_us;
+        break;
+      default:
+        s = wb.Put(m.cf[dest], IdKey(r.id), value);
+        break;
+    }
+  }
+  for (const IdemEntry& e : batch.idem) {
+    std::string v;
+    PutBE64(&v, e.id);
+    PutBE64(&v, static_cast<uint64_t>(e.expires_us));
+    s = wb.Put(m.cf[kIdem], e.key, v);
+  }
+  if (max_id > m.max_id) s = wb.Put(m.cf[kMeta], "max_task_id", Be64(max_id));
+  (void)s;  // WriteBatch appends to memory only; Write() reports errors
+
+  rocksdb::WriteOptions wo;
+  wo.sync = m.options.durability == Durability::kFsync;
+  s = m.db->Write(wo, &wb);
+  if (!s.ok()) {
+    m.write_error = FromRocks(s, "state store write failed");
+    return m.write_error;
+  }
+  m.max_id = max_id;
+  for (const auto& [id, at] : sched_changes) {
+    if (at == 0) {
+      m.sched_at.erase(id);
+    } else {
+      m.sched_at[id] = at;
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::optional<TaskInfo>> RocksStore::Get(uint64_t id) const {
+  const Impl& m = *impl_;
+  for (Family f : {kDone, kDead}) {
+    ASSIGN_OR_RETURN(auto t, m.ReadTask(f, IdKey(id)));
+    if (t) {
+      if (m.Expired(*t)) return std::optional<TaskInfo>();
+      return t;
+    }
+  }
+  if (auto it = m.sched_at.find(id); it != m.sched_at.end()) {
+    return m.ReadTask(kSched, SchedKey(it->second, id));
+  }
+  for (uint8_t p = 0; p <= protocol::kLowestPriority; ++p) {
+    ASSIGN_OR_RETURN(auto t, m.ReadTask(kReady, ReadyKey(p, id)));
+    if (t) return t;
+  }
+  return std::optional<TaskInfo>();
+}
+
+Status RocksStore::ForEachActive(const std::function<void(TaskInfo&&)>& fn) const {
+  for (Family f : {kReady, kSched}) {
+    RETURN_IF_ERROR(impl_->ScanTasks(f, "", [&](TaskInfo&& t) {
+      fn(std::move(t));
+      return true;
+    }));
+  }
+  return Status::Ok();
+}
+
+Status RocksStore::ForEachDead(uint64_t after_id, const std::function<bool(TaskInfo&&)>& fn) const {
+  if (after_id == UINT64_MAX) return Status::Ok();
+  return impl_->ScanTasks(kDead, IdKey(after_id + 1), fn);
+}
+
+Status RocksStore::ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const {
+  return impl_->Scan(kIdem, "", [&](std::string_view k, std::string_view v, bool*) {
+    if (v.size() != 16) return DataLoss("bad idempotency entry for key '" + std::string(k) + "'");
+    IdemEntry e{std::string(k), GetBE64(v), static_cast<int64_t>(GetBE64(v.substr(8)))};
+    if (e.expires_us > now_us) fn(std::move(e));
+    return Status::Ok();
+  });
+}
+
+uint64_t RocksStore::MaxTaskId() const { return impl_->max_id; }
+uint64_t RocksStore::Epoch() const { return impl_->epoch; }
+
+Status RocksStore::CompactNow() {
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (Family f : {kDone, kIdem}) {
+    RETURN_IF_ERROR(
+        FromRocks(impl_->db->CompactRange(o, impl_->cf[f], nullptr, nullptr), "compaction failed"));
+  }
+  return Status::Ok();
+}
+
+StatusOr<size_t> RocksStore::CountKeys(std::string_view family) const {
+  for (size_t f = kMeta; f < kFamilies; ++f) {
+    if (family != kFamilyNames[f]) continue;
+    size_t n = 0;
+    RETURN_IF_ERROR(
+        impl_->Scan(static_cast<Family>(f), "", [&](std::string_view, std::string_view, bool*) {
+          ++n;
+          return Status::Ok();
+        }));
+    return n;
+  }
+  return InvalidArgument("no column family '" + std::string(family) + "'");
+}
+
+}  // namespace yard::state
