@@ -193,21 +193,27 @@ Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
   return Status::Ok();
 }
 
-void Engine::Restore(std::vector<TaskInfo> records, Now now) {
-  std::sort(records.begin(), records.end(),
-            [](const TaskInfo& a, const TaskInfo& b) { return a.id < b.id; });
-  tasks_.reserve(tasks_.size() + records.size());
-  for (auto& r : records) {
-    const uint64_t id = r.id;
-    if (id >= next_id_) next_id_ = id + 1;
-    Task& t = tasks_[id];
-    t.info = std::move(r);
-    t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
-    t.committed = true;
-    ++queued_;
-    JoinLine(t, now);
+void Engine::Restore(TaskInfo&& record, Now now) {
+  const uint64_t id = record.id;
+  if (id >= next_id_) next_id_ = id + 1;
+  Task& t = tasks_[id];
+  t.info = std::move(record);
+  t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
+  t.committed = true;
+  ++queued_;
+  counters_["tasks.recovered"]++;
+  if (t.info.key.empty()) {
+    Arm(t, now);
+  } else {
+    restored_keyed_.push_back(id);
   }
-  counters_["tasks.recovered"] += records.size();
+}
+
+void Engine::FinishRestore(Now now) {
+  std::sort(restored_keyed_.begin(), restored_keyed_.end());
+  for (uint64_t id : restored_keyed_) JoinLine(tasks_.at(id), now);
+  restored_keyed_.clear();
+  restored_keyed_.shrink_to_fit();
 }
 
 void Engine::OnCommitted(const std::vector<uint64_t>& ids) {

@@ -113,9 +113,12 @@ class Engine {
 
   // ---- recovery (before serving)
 
-  // Rebuilds the queues from a store's active records (any order): queued in submit order per
-  // key, retries waiting out their back-off. Restored tasks count as committed.
-  void Restore(std::vector<protocol::TaskInfo> records, Now now);
+  // Rebuilds the queues from a store's active records, one call per record, in any order;
+  // then FinishRestore() once. Restored tasks count as committed; unkeyed ones join their
+  // priority queue in call order (the store hands them over by priority and id), keyed ones
+  // are lined up by id (submit order) at the end, and retries keep their back-off.
+  void Restore(protocol::TaskInfo&& record, Now now);
+  void FinishRestore(Now now);
   void RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t expires_us);
   // No dispatch before `mono`: after a restart, workers get one liveness period to come back
   // and report what they finished while the master was away.
@@ -247,6 +250,7 @@ class Engine {
   std::deque<std::pair<int64_t, std::string>> idem_expiry_;  // (expires_us, key), oldest first
   std::mt19937_64 rng_;
   Micros dispatch_after_ = 0;
+  std::vector<uint64_t> restored_keyed_;  // between Restore and FinishRestore
   std::unordered_map<ConnId, Worker> workers_;
   std::unordered_map<std::string, ConnId> conn_by_worker_id_;
   std::vector<ConnId> rotation_;  // round-robin order of worker connections

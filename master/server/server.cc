@@ -91,17 +91,16 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
 
 Status Server::Recover() {
   const core::Now start = Now();
-  std::vector<protocol::TaskInfo> records;
+  size_t tasks = 0;
   Micros next_progress = start.mono + kSeconds;
   RETURN_IF_ERROR(store_.ForEachActive([&](protocol::TaskInfo&& t) {
-    records.push_back(std::move(t));
-    if (records.size() % kRecoveryProgressEvery == 0 && clock_.Now() >= next_progress) {
-      spdlog::info("recovering: {} active tasks read so far", records.size());
+    engine_.Restore(std::move(t), start);
+    if (++tasks % kRecoveryProgressEvery == 0 && clock_.Now() >= next_progress) {
+      spdlog::info("recovering: {} active tasks read so far", tasks);
       next_progress = clock_.Now() + kSeconds;
     }
   }));
-  const size_t tasks = records.size();
-  engine_.Restore(std::move(records), start);
+  engine_.FinishRestore(start);
   size_t keys = 0;
   RETURN_IF_ERROR(store_.ForEachIdem(start.wall, [&](state::IdemEntry&& e) {
     engine_.RestoreIdempotencyKey(e.key, e.id, e.expires_us);

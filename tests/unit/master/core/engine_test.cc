@@ -968,9 +968,11 @@ TEST_F(EngineTest, RestoreRebuildsQueuesKeyLinesAndBackOffs) {
   };
   const int64_t wall = clock_.WallNow();
   // Any order in; key lines follow ids.
-  engine().Restore({rec(30, "k", 5, 0), rec(12, "", 1, wall + 5 * kSeconds), rec(20, "k", 0, 0),
-                    rec(10, "", 9, 0)},
-                   now());
+  for (auto& r : {rec(30, "k", 5, 0), rec(12, "", 1, wall + 5 * kSeconds), rec(20, "k", 0, 0),
+                  rec(10, "", 9, 0)}) {
+    engine().Restore(TaskInfo(r), now());
+  }
+  engine().FinishRestore(now());
   EXPECT_EQ(Stat("tasks.recovered"), 4u);
   EXPECT_EQ(Stat("tasks.queued"), 4u);
   EXPECT_EQ(Stat("tasks.waiting_retry"), 1u);
