@@ -81,11 +81,7 @@ void Engine::ExpireIdempotencyKeys(int64_t now_wall) {
 
 void Engine::RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t expires_us) {
   idem_[key] = {id, expires_us};
-  idem_expiry_.push_back({expires_us, key});
-  // Recovery hands keys over in key order; expiry wants time order.
-  if (idem_expiry_.size() > 1 && idem_expiry_[idem_expiry_.size() - 2].first > expires_us) {
-    std::sort(idem_expiry_.begin(), idem_expiry_.end());
-  }
+  idem_expiry_.push_back({expires_us, key});  // put in time order by FinishRestore
 }
 
 StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& specs, Now now,
@@ -201,7 +197,6 @@ void Engine::Restore(TaskInfo&& record, Now now) {
   t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
   t.committed = true;
   ++queued_;
-  counters_["tasks.recovered"]++;
   if (t.info.key.empty()) {
     Arm(t, now);
   } else {
@@ -210,6 +205,7 @@ void Engine::Restore(TaskInfo&& record, Now now) {
 }
 
 void Engine::FinishRestore(Now now) {
+  std::sort(idem_expiry_.begin(), idem_expiry_.end());
   std::sort(restored_keyed_.begin(), restored_keyed_.end());
   for (uint64_t id : restored_keyed_) JoinLine(tasks_.at(id), now);
   restored_keyed_.clear();

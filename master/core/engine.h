@@ -113,10 +113,10 @@ class Engine {
 
   // ---- recovery (before serving)
 
-  // Rebuilds the queues from a store's active records, one call per record, in any order;
-  // then FinishRestore() once. Restored tasks count as committed; unkeyed ones join their
-  // priority queue in call order (the store hands them over by priority and id), keyed ones
-  // are lined up by id (submit order) at the end, and retries keep their back-off.
+  // Rebuilds the queues from a store's active records and idempotency keys, one call per
+  // record or key, in any order; then FinishRestore() once. Restored tasks count as committed;
+  // unkeyed ones join their priority queue in call order (the store hands them over by priority and
+  // id), keyed ones are lined up by id (submit order) at the end, and retries keep their back-off.
   void Restore(protocol::TaskInfo&& record, Now now);
   void FinishRestore(Now now);
   void RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t expires_us);

@@ -100,12 +100,12 @@ Status Server::Recover() {
       next_progress = clock_.Now() + kSeconds;
     }
   }));
-  engine_.FinishRestore(start);
   size_t keys = 0;
   RETURN_IF_ERROR(store_.ForEachIdem(start.wall, [&](state::IdemEntry&& e) {
     engine_.RestoreIdempotencyKey(e.key, e.id, e.expires_us);
     ++keys;
   }));
+  engine_.FinishRestore(start);
   const Micros took = clock_.Now() - start.mono;
   engine_.Count("recovery.tasks", tasks);
   engine_.Count("recovery.ms", static_cast<uint64_t>(took / kMillis));
@@ -213,23 +213,13 @@ void Server::Turn(int timeout_ms, bool draining) {
   now = Now();
   engine_.Tick(now, fx);
   CarryOut(fx);
+  // Tasks committed in earlier turns go out before this turn's commit, on the credit that
+  // this turn's results returned, so workers run them while the commit syncs. The commit then
+  // makes this turn's submits eligible for the second dispatch.
+  if (!draining) DispatchReady(now);
   CommitPending(now);
   ExpireWaiters(now);
-
-  if (!draining) {
-    for (auto& [conn, tasks] : engine_.Dispatch(now)) {
-      const size_t n = tasks.tasks.size();
-      const std::string header = protocol::EncodeHeader(Command::kTasks);
-      const std::string body = protocol::EncodeBody(tasks);
-      if (Status st = workers_sock_->Send({conn, header, body}); !st.ok()) {
-        // The worker vanished between its last message and now: take its tasks back.
-        spdlog::warn("could not send {} tasks to worker {}: {}", n, PeerName(conn), st.message());
-        core::Effects lost;
-        engine_.OnDisconnect(conn, now, lost);
-        CarryOut(lost);
-      }
-    }
-  }
+  if (!draining) DispatchReady(now);
   if (now.mono >= next_heartbeat_) {
     for (const auto& conn : engine_.WorkerConns()) SendWorker(conn, protocol::Heartbeat{});
     next_heartbeat_ = now.mono + Micros{engine_.config().heartbeat_ms} * kMillis;
@@ -237,6 +227,21 @@ void Server::Turn(int timeout_ms, bool draining) {
   if (pool_ && !draining && now.mono >= next_supervise_) {
     pool_->Supervise(now.mono);
     next_supervise_ = now.mono + kSuperviseEvery;
+  }
+}
+
+void Server::DispatchReady(core::Now now) {
+  for (auto& [conn, tasks] : engine_.Dispatch(now)) {
+    const size_t n = tasks.tasks.size();
+    const std::string header = protocol::EncodeHeader(Command::kTasks);
+    const std::string body = protocol::EncodeBody(tasks);
+    if (Status st = workers_sock_->Send({conn, header, body}); !st.ok()) {
+      // The worker vanished between its last message and now: take its tasks back.
+      spdlog::warn("could not send {} tasks to worker {}: {}", n, PeerName(conn), st.message());
+      core::Effects lost;
+      engine_.OnDisconnect(conn, now, lost);
+      CarryOut(lost);
+    }
   }
 }
 

@@ -49,6 +49,8 @@ class Server {
   void HandleWorkerMessage(transport::Frames& frames, core::Now now, core::Effects& fx);
   void HandleClientMessage(transport::Frames& frames, core::Now now, core::Effects& fx,
                            bool draining);
+  // Hands ready (committed) tasks to workers with credit.
+  void DispatchReady(core::Now now);
   // Sends session messages at once and queues the rest behind the turn's commit.
   void CarryOut(core::Effects& fx);
   // Commits what is pending; on success sends what waited on it. On failure keeps it all for

@@ -332,6 +332,7 @@ TEST_F(EngineTest, IdempotencyKeyIsForgottenAfterItsTtl) {
 TEST_F(EngineTest, RestoredIdempotencyKeysStillDeduplicate) {
   engine().RestoreIdempotencyKey("late", 77, clock_.WallNow() + 5 * kSeconds);
   engine().RestoreIdempotencyKey("early", 76, clock_.WallNow() + kSeconds);
+  engine().FinishRestore(now());
   TaskSpec s = Spec();
   s.idempotency_key = "late";
   EXPECT_EQ(SubmitOne(s), 77u);
@@ -973,7 +974,7 @@ TEST_F(EngineTest, RestoreRebuildsQueuesKeyLinesAndBackOffs) {
     engine().Restore(TaskInfo(r), now());
   }
   engine().FinishRestore(now());
-  EXPECT_EQ(Stat("tasks.recovered"), 4u);
+  EXPECT_EQ(Stat("tasks.active"), 4u);
   EXPECT_EQ(Stat("tasks.queued"), 4u);
   EXPECT_EQ(Stat("tasks.waiting_retry"), 1u);
   engine().HoldDispatchUntil(clock_.Now() + DeadAfter());
