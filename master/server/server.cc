@@ -171,11 +171,10 @@ Status Server::Run() {
     SendWorker(conn, protocol::Disconnect{DisconnectReason::kShutdown, "master stopping"});
   }
   const auto stats = engine_.Stats();
-  spdlog::info("stopped: {} tasks submitted, {} succeeded, {} failed, {} still active",
-               stats.contains("tasks.submitted") ? stats.at("tasks.submitted") : 0,
-               stats.contains("tasks.succeeded") ? stats.at("tasks.succeeded") : 0,
-               stats.contains("tasks.failed") ? stats.at("tasks.failed") : 0,
-               stats.at("tasks.active"));
+  auto count = [&](const char* name) { return stats.contains(name) ? stats.at(name) : 0; };
+  spdlog::info("stopped: {} tasks submitted, {} succeeded, {} failed, {} dead, {} still active",
+               count("tasks.submitted"), count("tasks.succeeded"), count("tasks.failed"),
+               count("tasks.dead"), stats.at("tasks.active"));
   return Status::Ok();
 }
 
