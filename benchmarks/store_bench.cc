@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -97,20 +98,40 @@ void BM_MemoryCommit(benchmark::State& state) {
 }
 BENCHMARK(BM_MemoryCommit)->Arg(64)->Arg(256);
 
-// Recovery: ForEachActive over state.range(0) queued tasks (what a restart reads back).
-void BM_RecoveryScan(benchmark::State& state) {
-  TempDir dir;
-  auto store = OpenRocks(dir, Durability::kNone);
-  if (!store) return state.SkipWithError("cannot open the store");
-  const auto n = static_cast<uint64_t>(state.range(0));
+// The store a recovery scan reads: n queued tasks, written once per process (Google
+// Benchmark may call a benchmark function more than once) and reopened so the scan reads
+// them back from files and the replayed log, as a restart does.
+struct RecoveryStore {
+  TempDir dir;  // declared first: removed after the store is closed
+  std::unique_ptr<yard::state::StateStore> store;
+};
+// Closed and removed by main before static destructors run: RocksDB's own statics may be gone
+// by then.
+std::map<uint64_t, std::unique_ptr<RecoveryStore>>& RecoveryStores() {
+  static auto* stores = new std::map<uint64_t, std::unique_ptr<RecoveryStore>>;
+  return *stores;
+}
+yard::state::StateStore* RecoveryStoreOf(uint64_t n) {
+  auto& r = RecoveryStores()[n];
+  if (r) return r->store.get();
+  r = std::make_unique<RecoveryStore>();
+  r->store = OpenRocks(r->dir, Durability::kNone);
+  if (!r->store) return nullptr;
   for (uint64_t from = 1; from <= n; from += 10000) {
     Batch b;
     for (uint64_t id = from; id < from + 10000 && id <= n; ++id) b.records.push_back(Queued(id));
-    if (!store->Commit(b).ok()) return state.SkipWithError("commit failed");
+    if (!r->store->Commit(b).ok()) return nullptr;
   }
-  // Reopen so the scan reads from files, as a restart does.
-  store.reset();
-  store = OpenRocks(dir, Durability::kNone);
+  r->store.reset();
+  r->store = OpenRocks(r->dir, Durability::kNone);
+  return r->store.get();
+}
+
+// Recovery: ForEachActive over state.range(0) queued tasks (what a restart reads back).
+void BM_RecoveryScan(benchmark::State& state) {
+  const auto n = static_cast<uint64_t>(state.range(0));
+  yard::state::StateStore* store = RecoveryStoreOf(n);
+  if (!store) return state.SkipWithError("cannot set up the store");
   for (auto _ : state) {
     uint64_t seen = 0;
     if (!store->ForEachActive([&](TaskInfo&&) { ++seen; }).ok() || seen != n) {
@@ -122,4 +143,12 @@ void BM_RecoveryScan(benchmark::State& state) {
 BENCHMARK(BM_RecoveryScan)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
-BENCHMARK_MAIN();
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  RecoveryStores().clear();
+  return 0;
+}

@@ -37,10 +37,12 @@ struct RocksStoreOptions {
 
 class RocksStore final : public StateStore {
  public:
-  // Opens or creates the store and bumps its epoch. Refuses, touching nothing, a directory
-  // that holds other files, a RocksDB database of another program or of a newer schema
-  // (kFailedPrecondition), and one another process holds open (kUnavailable). `clock` must
-  // outlive the store; it is read from RocksDB's compaction threads too.
+  // Opens or creates the store (`dir` and its parents are created if missing) and bumps its
+  // epoch, synced. Refuses, storing nothing in it, a directory that holds other files, a RocksDB
+  // database of another program or of a newer schema (kFailedPrecondition), one another
+  // process holds open (kUnavailable) and one it may not use (kPermissionDenied). `clock`
+  // must outlive the store; it times the result TTL and is read from RocksDB's compaction
+  // threads too (Clock::WallNow is thread-safe).
   static StatusOr<std::unique_ptr<RocksStore>> Open(const RocksStoreOptions& options,
                                                     const Clock& clock);
   ~RocksStore() override;
@@ -56,7 +58,8 @@ class RocksStore final : public StateStore {
 
   // Compacts the finished-task and idempotency-key families now, dropping expired entries.
   Status CompactNow();
-  // Keys stored in one family ("ready", "sched", "done", "dead", "idem"), by a full scan.
+  // Keys stored in one family ("meta", "ready", "sched", "done", "dead", "idem"), by a full
+  // scan: for tests and diagnostics.
   StatusOr<size_t> CountKeys(std::string_view family) const;
 
  private:

@@ -94,6 +94,14 @@ TaskInfo Record(uint64_t id, TaskState state, std::string payload = "payload") {
   t.submitted_us = wall - 3000 + static_cast<int64_t>(id);
   t.dispatched_us = wall - 2000;
   t.finished_us = protocol::IsTerminal(state) ? wall - 1000 : 0;
+  t.idempotency_key = "idem-" + std::to_string(id);
+  return t;
+}
+
+// A queued task waiting out a retry back-off until `delay` from now.
+TaskInfo Waiting(uint64_t id, Micros delay = 5 * kSeconds) {
+  TaskInfo t = Record(id, TaskState::kQueued);
+  t.run_after_us = TestClock().WallNow() + delay;
   return t;
 }
 
@@ -151,15 +159,18 @@ TYPED_TEST(StoreContractTest, StartsEmpty) {
 }
 
 TYPED_TEST(StoreContractTest, GetReturnsWhatWasCommitted) {
-  const TaskInfo a = Record(1, TaskState::kQueued, std::string("\x00\xff\x00", 3));
-  const TaskInfo b = Record(2, TaskState::kDispatched);
-  this->Commit({a, b});
-  const auto got_a = this->Get(1);
-  ASSERT_TRUE(got_a.has_value());
-  EXPECT_EQ(Tie(*got_a), Tie(a));
-  const auto got_b = this->Get(2);
-  ASSERT_TRUE(got_b.has_value());
-  EXPECT_EQ(Tie(*got_b), Tie(b));
+  // Every field set, in every state (each lands somewhere else in a durable store).
+  TaskInfo finished = Record(5, TaskState::kFailed, "");
+  finished.result = std::string("\x00r\xff", 3);
+  const std::vector<TaskInfo> records = {
+      Record(1, TaskState::kQueued, std::string("\x00\xff\x00", 3)),
+      Record(2, TaskState::kDispatched), Waiting(3), Record(4, TaskState::kDead), finished};
+  this->Commit(Records(records));
+  for (const TaskInfo& r : records) {
+    const auto got = this->Get(r.id);
+    ASSERT_TRUE(got.has_value()) << r.id;
+    EXPECT_EQ(Tie(*got), Tie(r)) << r.id;
+  }
 }
 
 TYPED_TEST(StoreContractTest, GetOfAnUnknownIdIsNullopt) {
@@ -203,8 +214,8 @@ TYPED_TEST(StoreContractTest, ForEachActiveYieldsOnlyUnfinishedTasks) {
   this->Commit({Record(5, TaskState::kQueued), Record(2, TaskState::kDispatched),
                 Record(9, TaskState::kSucceeded), Record(3, TaskState::kFailed)});
   this->Commit({Record(7, TaskState::kQueued), Record(1, TaskState::kCancelled),
-                Record(4, TaskState::kDead), Record(6, TaskState::kQueued)});
-  EXPECT_THAT(this->ActiveIds(), ElementsAre(2, 5, 6, 7));
+                Record(4, TaskState::kDead), Record(6, TaskState::kQueued), Waiting(8)});
+  EXPECT_THAT(this->ActiveIds(), ElementsAre(2, 5, 6, 7, 8)) << "waiting retries are active";
 
   // Finishing a task takes it out of the active set; the records passed are complete.
   this->Commit({Record(5, TaskState::kSucceeded)});
@@ -213,10 +224,12 @@ TYPED_TEST(StoreContractTest, ForEachActiveYieldsOnlyUnfinishedTasks) {
       this->store_->ForEachActive([&](TaskInfo&& t) { active.push_back(std::move(t)); }).ok());
   std::sort(active.begin(), active.end(),
             [](const TaskInfo& a, const TaskInfo& b) { return a.id < b.id; });
-  ASSERT_EQ(active.size(), 3u);
+  ASSERT_EQ(active.size(), 4u);
   EXPECT_EQ(Tie(active[0]), Tie(Record(2, TaskState::kDispatched)));
   EXPECT_EQ(Tie(active[1]), Tie(Record(6, TaskState::kQueued)));
   EXPECT_EQ(Tie(active[2]), Tie(Record(7, TaskState::kQueued)));
+  EXPECT_EQ(active[3].id, 8u);
+  EXPECT_GT(active[3].run_after_us, 0);
 }
 
 TYPED_TEST(StoreContractTest, MaxTaskIdIsTheHighestIdEverCommitted) {
@@ -281,6 +294,21 @@ TYPED_TEST(StoreContractTest, SubmitAndFinishInOneBatchLeaveOnlyTheFinishedRecor
   this->Commit({queued, done});
   EXPECT_THAT(this->ActiveIds(), IsEmpty());
   EXPECT_EQ(this->Get(3)->state, TaskState::kSucceeded);
+
+  // Through every active place in one batch: queued, waiting, waiting longer, finished.
+  this->Commit({Record(4, TaskState::kQueued), Waiting(4), Waiting(4, 10 * kSeconds),
+                Record(4, TaskState::kSucceeded)});
+  EXPECT_THAT(this->ActiveIds(), IsEmpty());
+  EXPECT_EQ(this->Get(4)->state, TaskState::kSucceeded);
+  EXPECT_EQ(this->Get(4)->payload, "");
+
+  // Waiting, then queued again in the same batch: only the queued version is left.
+  this->Commit({Waiting(5), Record(5, TaskState::kQueued)});
+  std::vector<TaskInfo> active;
+  ASSERT_TRUE(
+      this->store_->ForEachActive([&](TaskInfo&& t) { active.push_back(std::move(t)); }).ok());
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(Tie(active[0]), Tie(Record(5, TaskState::kQueued)));
 }
 
 TYPED_TEST(StoreContractTest, DeadLettersAreListedInIdOrderAndPaged) {
