@@ -91,11 +91,7 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
   size_t fresh = 0;
   for (const auto& s : specs)
     fresh += s.idempotency_key.empty() || !idem_.contains(s.idempotency_key);
-  if (tasks_.size() + fresh > config_.max_active) {
-    counters_["rejected.queue_full"] += specs.size();
-    return ResourceExhausted("queue full: " + std::to_string(tasks_.size()) +
-                             " active tasks, limit " + std::to_string(config_.max_active));
-  }
+  RETURN_IF_ERROR(Admit(fresh, specs.size()));
   std::vector<uint64_t> ids;
   ids.reserve(specs.size());
   for (const auto& s : specs) {
@@ -135,6 +131,13 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
   return ids;
 }
 
+Status Engine::Admit(size_t adding, size_t refused) {
+  if (tasks_.size() + adding <= config_.max_active) return Status::Ok();
+  counters_["rejected.queue_full"] += refused;
+  return ResourceExhausted("queue full: " + std::to_string(tasks_.size()) +
+                           " active tasks, limit " + std::to_string(config_.max_active));
+}
+
 void Engine::JoinLine(Task& t, Now now) {
   if (t.info.key.empty()) return Arm(t, now);
   KeyLine& line = keys_[t.info.key];
@@ -165,11 +168,7 @@ Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
       return FailedPrecondition("task " + std::to_string(r.id) + " is already active");
     }
   }
-  if (tasks_.size() + dead.size() > config_.max_active) {
-    counters_["rejected.queue_full"] += dead.size();
-    return ResourceExhausted("queue full: " + std::to_string(tasks_.size()) +
-                             " active tasks, limit " + std::to_string(config_.max_active));
-  }
+  RETURN_IF_ERROR(Admit(dead.size(), dead.size()));
   for (auto& r : dead) {
     const uint64_t id = r.id;
     Task& t = tasks_[id];

@@ -213,6 +213,8 @@ class Engine {
   };
 
   Status ValidateSpec(const protocol::TaskSpec& spec, size_t index) const;
+  // kResourceExhausted (counting `refused` tasks) unless `adding` more tasks fit the limit.
+  Status Admit(size_t adding, size_t refused);
   void MakeReady(Task& t);
   // MakeReady once the task's submit is committed.
   void Enqueue(Task& t);
