@@ -16,6 +16,10 @@ using protocol::DisconnectReason;
 
 namespace {
 constexpr int kGoodbyeLingerMs = 1000;
+// Default window per executor thread. It must cover a master round trip, which with
+// --durability fsync includes a disk sync: 32 per thread left workers idle for it (40k vs 56k
+// tasks/s end to end, docs/benchmarks.md). Long tasks want a smaller --credit instead.
+constexpr uint32_t kCreditPerThread = 128;
 constexpr Micros kFirstBackoff = 100 * kMillis;
 constexpr Micros kMaxBackoff = 5 * kSeconds;
 constexpr size_t kMaxResultsPerMessage = 1024;
@@ -55,7 +59,7 @@ void Session::Stop() {
 }
 
 uint32_t Session::Window() const {
-  return options_.credit ? options_.credit : std::max<uint32_t>(32, 32 * options_.threads);
+  return options_.credit ? options_.credit : kCreditPerThread * std::max<uint32_t>(1, options_.threads);
 }
 
 void Session::RebuildPoller() {

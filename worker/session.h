@@ -22,7 +22,7 @@ struct WorkerOptions {
   std::vector<std::string> connect;  // master worker-port endpoints
   std::string id;                    // worker_id; empty: <hostname>-<pid>
   uint32_t threads = 2;
-  uint32_t credit = 0;  // tasks prefetched per master; 0: 32 per thread
+  uint32_t credit = 0;  // tasks prefetched per master; 0: 128 per thread
   Micros drain_timeout = 30 * kSeconds;
   std::vector<std::string> tags;
 };
