@@ -22,7 +22,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--id", o.id, "worker id (default: <hostname>-<pid>)");
-  app.add_option("--credit", o.credit, "tasks prefetched per master (default: 128 per thread; for long tasks use about the thread count)")
+  app.add_option("--credit", o.credit,
+                 "tasks prefetched per master (default: 128 per thread; for long tasks use about "
+                 "the thread count)")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("--handlers", only, "run only these task types (default: all built-ins)")
       ->delimiter(',');

@@ -59,7 +59,8 @@ void Session::Stop() {
 }
 
 uint32_t Session::Window() const {
-  return options_.credit ? options_.credit : kCreditPerThread * std::max<uint32_t>(1, options_.threads);
+  return options_.credit ? options_.credit
+                         : kCreditPerThread * std::max<uint32_t>(1, options_.threads);
 }
 
 void Session::RebuildPoller() {
