@@ -17,11 +17,17 @@ Status MemoryStore::Commit(const Batch& batch) {
   for (uint64_t id : batch.dead_removed) {
     auto it = records_.find(id);
     if (it != records_.end() && it->second.state == TaskState::kDead) records_.erase(it);
+    dead_.erase(id);
   }
   for (const auto& r : batch.records) {
     auto old = records_.find(r.id);
     const bool was_finished = old != records_.end() && IsFinished(old->second.state);
     auto it = records_.insert_or_assign(r.id, r).first;
+    if (r.state == TaskState::kDead) {
+      dead_.insert(r.id);
+    } else {
+      dead_.erase(r.id);
+    }
     if (r.id > max_id_) max_id_ = r.id;
     if (protocol::IsTerminal(r.state)) {
       // Terminal records drop their payload, except dead letters, which may run again.
@@ -73,8 +79,8 @@ Status MemoryStore::ForEachActive(const std::function<void(TaskInfo&&)>& fn) con
 
 Status MemoryStore::ForEachDead(uint64_t after_id,
                                 const std::function<bool(TaskInfo&&)>& fn) const {
-  for (auto it = records_.upper_bound(after_id); it != records_.end(); ++it) {
-    if (it->second.state == TaskState::kDead && !fn(TaskInfo(it->second))) break;
+  for (auto it = dead_.upper_bound(after_id); it != dead_.end(); ++it) {
+    if (!fn(TaskInfo(records_.at(*it)))) break;
   }
   return Status::Ok();
 }

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 
 #include "common/clock.h"
 #include "master/state/state_store.h"
@@ -42,6 +43,7 @@ class MemoryStore final : public StateStore {
   const Clock& clock_;
   std::map<uint64_t, protocol::TaskInfo> records_;
   std::deque<uint64_t> finished_order_;  // ids in the order they finished (not dead ones)
+  std::set<uint64_t> dead_;              // ids of dead letters, for paging through them
   std::map<std::string, IdemEntry> idem_;
   std::deque<std::pair<int64_t, std::string>> idem_order_;  // (expires_us, key), oldest first
   uint64_t max_id_ = 0;
