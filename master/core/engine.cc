@@ -94,6 +94,7 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
   RETURN_IF_ERROR(Admit(fresh, specs.size()));
   std::vector<uint64_t> ids;
   ids.reserve(specs.size());
+  uint64_t created = 0;
   for (const auto& s : specs) {
     if (!s.idempotency_key.empty()) {
       auto seen = idem_.find(s.idempotency_key);
@@ -126,8 +127,9 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
     }
     fx.store_puts.push_back(info);
     ids.push_back(id);
-    counters_["tasks.submitted"]++;
+    ++created;
   }
+  counters_["tasks.submitted"] += created;
   return ids;
 }
 
@@ -300,6 +302,9 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
   }
   counters_[std::string("tasks.") + protocol::TaskStateName(state)]++;
   fx.finished.push_back(id);
+  // Only a dead letter may run again; the stores keep no payload of the others, so it is not
+  // carried (and copied) through the commit.
+  if (state != TaskState::kDead) t.info.payload.clear();
   fx.store_puts.push_back(std::move(t.info));
   tasks_.erase(id);
 }
