@@ -5,14 +5,6 @@ namespace yard::state {
 using protocol::TaskInfo;
 using protocol::TaskState;
 
-namespace {
-bool IsFinished(TaskState s) { return protocol::IsTerminal(s) && s != TaskState::kDead; }
-}  // namespace
-
-bool MemoryStore::Expired(const TaskInfo& r, int64_t now_us) const {
-  return IsFinished(r.state) && r.finished_us + options_.result_ttl < now_us;
-}
-
 Status MemoryStore::Commit(const Batch& batch) {
   for (uint64_t id : batch.dead_removed) {
     auto it = records_.find(id);
@@ -48,7 +40,8 @@ Status MemoryStore::Commit(const Batch& batch) {
   while (!finished_order_.empty()) {
     auto it = records_.find(finished_order_.front());
     const bool gone = it == records_.end() || !IsFinished(it->second.state);
-    if (!gone && finished_order_.size() <= options_.max_finished && !Expired(it->second, now)) {
+    if (!gone && finished_order_.size() <= options_.max_finished &&
+        !PastResultTtl(it->second, options_.result_ttl, now)) {
       break;
     }
     if (!gone) records_.erase(it);
@@ -64,7 +57,7 @@ Status MemoryStore::Commit(const Batch& batch) {
 
 StatusOr<std::optional<TaskInfo>> MemoryStore::Get(uint64_t id) const {
   auto it = records_.find(id);
-  if (it == records_.end() || Expired(it->second, clock_.WallNow())) {
+  if (it == records_.end() || PastResultTtl(it->second, options_.result_ttl, clock_.WallNow())) {
     return std::optional<TaskInfo>();
   }
   return std::optional<TaskInfo>(it->second);

@@ -37,8 +37,6 @@ class MemoryStore final : public StateStore {
   size_t size() const { return records_.size(); }
 
  private:
-  bool Expired(const protocol::TaskInfo& r, int64_t now_us) const;
-
   MemoryStoreOptions options_;
   const Clock& clock_;
   std::map<uint64_t, protocol::TaskInfo> records_;

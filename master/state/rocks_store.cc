@@ -36,40 +36,42 @@ enum Family : size_t { kDefault, kMeta, kReady, kSched, kDone, kDead, kIdem, kFa
 constexpr std::array<const char*, kFamilies> kFamilyNames = {"default", "meta", "ready", "sched",
                                                              "done",    "dead", "idem"};
 
-void PutBE64(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+// Big-endian integers of `bytes` bytes (keys sort numerically).
+void PutBE(std::string* out, uint64_t v, int bytes = 8) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>(v >> shift));
+  }
 }
-uint64_t GetBE64(std::string_view s) {
+// Reads the first `bytes` bytes of `s` (which has at least that many).
+uint64_t GetBE(std::string_view s, size_t bytes = 8) {
   uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  for (size_t i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
   return v;
 }
 std::string IdKey(uint64_t id) {
   std::string k;
-  PutBE64(&k, id);
+  PutBE(&k, id);
   return k;
 }
 std::string ReadyKey(uint8_t priority, uint64_t id) {
   std::string k(1, static_cast<char>(priority));
-  PutBE64(&k, id);
+  PutBE(&k, id);
   return k;
 }
 std::string SchedKey(int64_t run_after_us, uint64_t id) {
   std::string k;
-  PutBE64(&k, static_cast<uint64_t>(run_after_us));
-  PutBE64(&k, id);
+  PutBE(&k, static_cast<uint64_t>(run_after_us));
+  PutBE(&k, id);
   return k;
 }
 std::string Be64(uint64_t v) { return IdKey(v); }
 std::string Be32(uint32_t v) {
   std::string out;
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  PutBE(&out, v, 4);
   return out;
 }
 
 std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
-
-bool IsFinished(TaskState s) { return protocol::IsTerminal(s) && s != TaskState::kDead; }
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
@@ -112,11 +114,8 @@ Status DirError(const std::error_code& ec, const std::string& what) {
 // The schema record is a u32 BE. Stores written before it was narrowed hold a u64 BE: read
 // both. nullopt: neither.
 std::optional<uint64_t> ParseSchema(std::string_view v) {
-  if (v.size() == 8) return GetBE64(v);
-  if (v.size() != 4) return std::nullopt;
-  uint64_t out = 0;
-  for (char c : v) out = (out << 8) | static_cast<uint8_t>(c);
-  return out;
+  if (v.size() != 4 && v.size() != 8) return std::nullopt;
+  return GetBE(v, v.size());
 }
 
 // Drops finished records past the result TTL. Runs on RocksDB's compaction threads.
@@ -127,7 +126,7 @@ class DoneFilter final : public rocksdb::CompactionFilter {
               bool*) const override {
     TaskInfo t;
     if (!protocol::DecodeBody(View(value), &t).ok()) return false;  // keep what we cannot read
-    return t.finished_us + ttl_ < clock_.WallNow();
+    return PastResultTtl(t, ttl_, clock_.WallNow());
   }
   const char* Name() const override { return "yard.DoneFilter"; }
 
@@ -143,7 +142,7 @@ class IdemFilter final : public rocksdb::CompactionFilter {
   bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
               bool*) const override {
     if (value.size() != 16) return false;
-    return static_cast<int64_t>(GetBE64(View(value).substr(8))) <= clock_.WallNow();
+    return static_cast<int64_t>(GetBE(View(value).substr(8))) <= clock_.WallNow();
   }
   const char* Name() const override { return "yard.IdemFilter"; }
 
@@ -254,9 +253,6 @@ struct RocksStore::Impl {
     return o;
   }
 
-  bool Expired(const TaskInfo& t) const {
-    return IsFinished(t.state) && t.finished_us + options.result_ttl < clock.WallNow();
-  }
   StatusOr<std::optional<std::string>> Read(Family f, const std::string& key) const {
     std::string v;
     const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf[f], key, &v);
@@ -264,13 +260,17 @@ struct RocksStore::Impl {
     if (!s.ok()) return FromRocks(s, "cannot read " + options.dir);
     return std::optional<std::string>(std::move(v));
   }
+  static Status DecodeRecord(Family f, std::string_view value, TaskInfo* t) {
+    if (Status st = protocol::DecodeBody(value, t); !st.ok()) {
+      return DataLoss(std::string("corrupt record in ") + kFamilyNames[f] + ": " + st.message());
+    }
+    return Status::Ok();
+  }
   StatusOr<std::optional<TaskInfo>> ReadTask(Family f, const std::string& key) const {
     ASSIGN_OR_RETURN(auto v, Read(f, key));
     if (!v) return std::optional<TaskInfo>();
     TaskInfo t;
-    if (Status st = protocol::DecodeBody(*v, &t); !st.ok()) {
-      return DataLoss(std::string("corrupt record in ") + kFamilyNames[f] + ": " + st.message());
-    }
+    RETURN_IF_ERROR(DecodeRecord(f, *v, &t));
     return std::optional<TaskInfo>(std::move(t));
   }
   // Calls fn(key, value) for each entry of `f` from `start`, until fn clears *more. Full
@@ -291,9 +291,7 @@ struct RocksStore::Impl {
                    const std::function<bool(TaskInfo&&)>& fn) const {
     return Scan(f, start, [&](std::string_view, std::string_view v, bool* more) {
       TaskInfo t;
-      if (Status st = protocol::DecodeBody(v, &t); !st.ok()) {
-        return DataLoss(std::string("corrupt record in ") + kFamilyNames[f] + ": " + st.message());
-      }
+      RETURN_IF_ERROR(DecodeRecord(f, v, &t));
       *more = fn(std::move(t));
       return Status::Ok();
     });
@@ -463,7 +461,7 @@ StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& 
     if (!s.ok()) return OpenError(s, dir);
   }
   ASSIGN_OR_RETURN(auto epoch, m.Read(kMeta, "epoch"));
-  m.epoch = (epoch && epoch->size() == 8 ? GetBE64(*epoch) : 0) + 1;
+  m.epoch = (epoch && epoch->size() == 8 ? GetBE(*epoch) : 0) + 1;
   ws = meta.Put(m.cf[kMeta], "epoch", Be64(m.epoch));
   (void)ws;
   rocksdb::WriteOptions synced;
@@ -471,10 +469,10 @@ StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& 
   if (const rocksdb::Status s = m.db->Write(synced, &meta); !s.ok()) return OpenError(s, dir);
 
   ASSIGN_OR_RETURN(auto max_id, m.Read(kMeta, "max_task_id"));
-  m.max_id = max_id && max_id->size() == 8 ? GetBE64(*max_id) : 0;
+  m.max_id = max_id && max_id->size() == 8 ? GetBE(*max_id) : 0;
   RETURN_IF_ERROR(m.Scan(kSched, "", [&](std::string_view k, std::string_view, bool*) {
     if (k.size() != 16) return DataLoss("bad key in sched");
-    m.sched_at[GetBE64(k.substr(8))] = static_cast<int64_t>(GetBE64(k));
+    m.sched_at[GetBE(k.substr(8))] = static_cast<int64_t>(GetBE(k));
     return Status::Ok();
   }));
 
@@ -553,8 +551,8 @@ Status RocksStore::Commit(const Batch& batch) {
   }
   for (const IdemEntry& e : batch.idem) {
     std::string v;
-    PutBE64(&v, e.id);
-    PutBE64(&v, static_cast<uint64_t>(e.expires_us));
+    PutBE(&v, e.id);
+    PutBE(&v, static_cast<uint64_t>(e.expires_us));
     s = wb.Put(m.cf[kIdem], e.key, v);
   }
   if (max_id > m.max_id) s = wb.Put(m.cf[kMeta], "max_task_id", Be64(max_id));
@@ -583,7 +581,9 @@ StatusOr<std::optional<TaskInfo>> RocksStore::Get(uint64_t id) const {
   for (Family f : {kDone, kDead}) {
     ASSIGN_OR_RETURN(auto t, m.ReadTask(f, IdKey(id)));
     if (t) {
-      if (m.Expired(*t)) return std::optional<TaskInfo>();
+      if (PastResultTtl(*t, m.options.result_ttl, m.clock.WallNow())) {
+        return std::optional<TaskInfo>();
+      }
       return t;
     }
   }
@@ -615,7 +615,7 @@ Status RocksStore::ForEachDead(uint64_t after_id, const std::function<bool(TaskI
 Status RocksStore::ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const {
   return impl_->Scan(kIdem, "", [&](std::string_view k, std::string_view v, bool*) {
     if (v.size() != 16) return DataLoss("bad idempotency entry for key '" + std::string(k) + "'");
-    IdemEntry e{std::string(k), GetBE64(v), static_cast<int64_t>(GetBE64(v.substr(8)))};
+    IdemEntry e{std::string(k), GetBE(v), static_cast<int64_t>(GetBE(v.substr(8)))};
     if (e.expires_us > now_us) fn(std::move(e));
     return Status::Ok();
   });

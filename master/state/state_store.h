@@ -18,6 +18,18 @@
 
 namespace yard::state {
 
+// Finished: succeeded, failed or cancelled. Kept for the result TTL, without its payload.
+// (Dead letters are terminal too, but stay until requeued or purged.)
+inline bool IsFinished(protocol::TaskState s) {
+  return protocol::IsTerminal(s) && s != protocol::TaskState::kDead;
+}
+
+// Whether a stored record is a finished one older than the result TTL at `now_us`: gone for
+// readers at once, and removed by the store when convenient.
+inline bool PastResultTtl(const protocol::TaskInfo& t, int64_t ttl_us, int64_t now_us) {
+  return IsFinished(t.state) && t.finished_us + ttl_us < now_us;
+}
+
 // An idempotency key and the task it names, remembered until `expires_us` (wall clock).
 struct IdemEntry {
   std::string key;
