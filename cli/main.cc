@@ -97,6 +97,11 @@ void PutBytes(Json& j, const std::string& name, const std::string& bytes) {
   }
 }
 
+// Bytes for a terminal: as they are when UTF-8, else their size.
+std::string Printable(const std::string& bytes) {
+  return IsUtf8(bytes) ? bytes : "(" + std::to_string(bytes.size()) + " bytes of binary)";
+}
+
 std::string FormatWall(int64_t us) {
   if (us == 0) return "-";
   const time_t secs = static_cast<time_t>(us / 1000000);
@@ -149,10 +154,7 @@ void PrintTask(const TaskInfo& t) {
             << "  finished    " << FormatWall(t.finished_us) << "\n";
   if (!t.error.empty()) std::cout << "  error       " << t.error << "\n";
   if (t.state == TaskState::kSucceeded) {
-    std::cout << "  result      "
-              << (IsUtf8(t.result) ? t.result
-                                   : "(" + std::to_string(t.result.size()) + " bytes of binary)")
-              << "\n";
+    std::cout << "  result      " << Printable(t.result) << "\n";
   }
 }
 
@@ -552,9 +554,7 @@ int main(int argc, char** argv) {
       std::cout << TaskJson(*(*got)[0]).dump() << "\n";
     } else {
       PrintTask(*(*got)[0]);
-      const std::string& p = (*got)[0]->payload;
-      std::cout << "  payload     "
-                << (IsUtf8(p) ? p : "(" + std::to_string(p.size()) + " bytes of binary)") << "\n";
+      std::cout << "  payload     " << Printable((*got)[0]->payload) << "\n";
     }
     return kExitOk;
   }

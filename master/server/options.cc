@@ -231,9 +231,8 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
       return 2;
     }
   }
-  if (!state::ParseDurability(o->durability).ok()) {
-    std::cerr << "yard-master: --durability: "
-              << state::ParseDurability(o->durability).status().message() << "\n";
+  if (auto d = state::ParseDurability(o->durability); !d.ok()) {
+    std::cerr << "yard-master: --durability: " << d.status().message() << "\n";
     return 2;
   }
   if (o->sync_interval_ms == 0) {

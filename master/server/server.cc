@@ -313,15 +313,19 @@ void Server::ExpireWaiters(core::Now now) {
   }
 }
 
+Status Server::WriteRefusal(bool draining) const {
+  if (draining) return Unavailable("master is shutting down");
+  if (store_status_.ok()) return Status::Ok();
+  // Bounded memory while the store is failing: refuse rather than pile up. The code says why:
+  // kResourceExhausted for a full disk, kUnavailable otherwise.
+  return Status(store_status_.code(), "not accepting changes: state store cannot write (" +
+                                          store_status_.message() + ")");
+}
+
 void Server::HandleDeadSelection(const std::string& conn, uint64_t req_id,
                                  std::vector<uint64_t> ids, bool all, bool requeue, core::Now now,
                                  core::Effects& fx, bool draining) {
-  if (draining) return SendClientError(conn, req_id, Unavailable("master is shutting down"));
-  if (!store_status_.ok()) {
-    return SendClientError(
-        conn, req_id,
-        Status(store_status_.code(), "state store cannot write (" + store_status_.message() + ")"));
-  }
+  if (Status st = WriteRefusal(draining); !st.ok()) return SendClientError(conn, req_id, st);
   if (all != ids.empty()) {
     return SendClientError(conn, req_id, InvalidArgument("name task ids or 'all', not both"));
   }
@@ -574,18 +578,12 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
     case Command::kSubmit: {
       protocol::Submit m;
       if (!decode(&m)) return;
-      if (draining) {
-        return SendClientError(conn, m.req_id, Unavailable("master is shutting down"));
-      }
-      if (!store_status_.ok()) {
-        // Bounded memory while the store is failing: refuse rather than pile up. The code says
-        // why: kResourceExhausted for a full disk, kUnavailable otherwise.
-        rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
-                        store_status_.message());
-        return SendClientError(
-            conn, m.req_id,
-            Status(store_status_.code(), "not accepting tasks: state store cannot write (" +
-                                             store_status_.message() + ")"));
+      if (Status st = WriteRefusal(draining); !st.ok()) {
+        if (!draining) {
+          rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
+                          store_status_.message());
+        }
+        return SendClientError(conn, m.req_id, st);
       }
       auto ids = engine_.Submit(m.tasks, now, fx);
       if (!ids.ok()) {

@@ -86,6 +86,9 @@ class Server {
 
   // Rebuilds the engine's queues and idempotency keys from the store (before serving).
   Status Recover();
+  // Why requests that change state (SUBMIT, DEAD_REQUEUE, DEAD_PURGE) are refused now, if
+  // they are: the master is draining, or the store's last commit failed.
+  Status WriteRefusal(bool draining) const;
   // DEAD_REQUEUE (requeue) or DEAD_PURGE: the listed dead letters, or with `all` one page.
   void HandleDeadSelection(const std::string& conn, uint64_t req_id, std::vector<uint64_t> ids,
                            bool all, bool requeue, core::Now now, core::Effects& fx, bool draining);
