@@ -24,6 +24,7 @@
 
 #include "common/protocol/codec.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/testing/temp_dir.h"
 
 namespace yard::state {
 namespace {
@@ -100,16 +101,10 @@ TaskInfo Decode(const std::string& value) {
 
 class RocksStoreTest : public ::testing::Test {
  protected:
-  RocksStoreTest() {
-    std::string tmpl = ::testing::TempDir() + "yard-rocks-XXXXXX";
-    root_ = mkdtemp(tmpl.data());
+  RocksStoreTest() : root_(tmp_.path()) {
     options_.dir = root_ + "/data";
     options_.durability = Durability::kNone;
     options_.result_ttl = 3600 * kSeconds;
-  }
-  ~RocksStoreTest() override {
-    std::error_code ec;
-    std::filesystem::remove_all(root_, ec);
   }
 
   std::unique_ptr<RocksStore> Open() {
@@ -134,6 +129,7 @@ class RocksStoreTest : public ::testing::Test {
     return ids;
   }
 
+  testing::TempDir tmp_;  // before root_, which names it
   std::string root_;
   RocksStoreOptions options_;
   testing::FakeClock clock_;
@@ -529,15 +525,24 @@ class FaultyDisk : public rocksdb::FileSystemWrapper {
   std::atomic<Fault> fail{kNone};
 };
 
-TEST_F(RocksStoreTest, AFullDiskRefusesCommitsKeepsReadsAndRecovers) {
-  auto fs = std::make_shared<FaultyDisk>(rocksdb::FileSystem::Default());
-  options_.file_system = fs;
-  options_.durability = Durability::kFsync;
-  auto s = Open();
-  Batch first;
-  first.records = {Record(1, TaskState::kQueued)};
-  ASSERT_TRUE(s->Commit(first).ok());
+// A synced store on a FaultyDisk, with task 1 committed before anything fails.
+class RocksStoreFaultTest : public RocksStoreTest {
+ protected:
+  void SetUp() override {
+    options_.file_system = fs;
+    options_.durability = Durability::kFsync;
+    s = Open();
+    ASSERT_NE(s, nullptr);
+    Batch first;
+    first.records = {Record(1, TaskState::kQueued)};
+    ASSERT_TRUE(s->Commit(first).ok());
+  }
 
+  std::shared_ptr<FaultyDisk> fs = std::make_shared<FaultyDisk>(rocksdb::FileSystem::Default());
+  std::unique_ptr<RocksStore> s;
+};
+
+TEST_F(RocksStoreFaultTest, AFullDiskRefusesCommitsKeepsReadsAndRecovers) {
   fs->fail = FaultyDisk::kNoSpace;
   Batch second;
   second.records = {Record(2, TaskState::kQueued)};
@@ -575,15 +580,7 @@ TEST_F(RocksStoreTest, AFullDiskRefusesCommitsKeepsReadsAndRecovers) {
   EXPECT_THAT(Active(*s), ElementsAre(1, 2, 3));
 }
 
-TEST_F(RocksStoreTest, AnIoErrorInTheLogStopsWritesUntilTheStoreIsReopened) {
-  auto fs = std::make_shared<FaultyDisk>(rocksdb::FileSystem::Default());
-  options_.file_system = fs;
-  options_.durability = Durability::kFsync;
-  auto s = Open();
-  Batch first;
-  first.records = {Record(1, TaskState::kQueued)};
-  ASSERT_TRUE(s->Commit(first).ok());
-
+TEST_F(RocksStoreFaultTest, AnIoErrorInTheLogStopsWritesUntilTheStoreIsReopened) {
   fs->fail = FaultyDisk::kIoError;
   Batch second;
   second.records = {Record(2, TaskState::kQueued)};

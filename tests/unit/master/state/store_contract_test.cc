@@ -18,6 +18,7 @@
 #include "master/state/state_store.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/testing/message_tie.h"
+#include "tests/testing/temp_dir.h"
 
 namespace yard::state {
 namespace {
@@ -30,23 +31,6 @@ using ::testing::IsEmpty;
 
 constexpr Micros kTtl = 3600 * kSeconds;
 
-// A temp dir removed when the object goes.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "yard-store-XXXXXX";
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // A factory opens a fresh, empty store on `clock` and owns whatever it needs (a temp dir for a
 // durable store) for as long as it lives.
 struct MemoryStoreFactory {
@@ -56,7 +40,7 @@ struct MemoryStoreFactory {
 };
 
 struct RocksStoreFactory {
-  TempDir dir;
+  testing::TempDir dir;
   std::unique_ptr<StateStore> Open(const Clock& clock) {
     RocksStoreOptions o;
     o.dir = dir.path() + "/data";
