@@ -5,6 +5,19 @@
 //   task     = [id:uint, attempt:uint, type:str, payload:bin, lease_ms:uint]
 //   result   = [id:uint, attempt:uint, outcome:uint, output:bin, error:str, duration_us:uint]
 //   ref      = [id:uint, attempt:uint]
+//   spec     = [type:str, payload:bin, key:str, priority:uint, max_attempts:uint, timeout_ms:uint,
+//               idempotency_key:str, delay_ms:uint, not_before_us:int, deadline_ms:uint,
+//               requirements:[str...]]                     ; the last 4 optional on decode
+//   info     = [id, type, state, priority, key, attempt, failures, max_attempts, timeout_ms,
+//               payload:bin, result:bin, error, worker, submitted_us, dispatched_us,
+//               finished_us, run_after_us, idempotency_key, deadline_us, requirements,
+//               job_id, part]                              ; 16 fields at least on decode
+//   job_spec = [task:spec, split:str, aggregate:str, policy:uint]
+//   job_info = [id, type, split, aggregate, policy, state, parts, first_task_id,
+//               reduce_task_id, queued, running, succeeded, failed, cancelled, result:bin,
+//               error, failures:[failure...], submitted_us, finished_us, priority, key,
+//               max_attempts, timeout_ms, requirements]
+//   failure  = [part:uint, task_id:uint, state:uint, error:str]
 // Decoders take `bin` and `str` interchangeably for byte fields and accept extra trailing
 // array elements, so later versions may append fields.
 #include "common/protocol/codec.h"
@@ -68,8 +81,23 @@ std::string Pack(Fn&& fn) {
   return out;
 }
 
+void PackTaskSpec(Packer& p, const TaskSpec& t) {
+  p.pack_array(11);
+  PackStr(p, t.type);
+  PackBin(p, t.payload);
+  PackStr(p, t.key);
+  p.pack_uint8(t.priority);
+  p.pack_uint32(t.max_attempts);
+  p.pack_uint32(t.timeout_ms);
+  PackStr(p, t.idempotency_key);
+  p.pack_uint64(t.delay_ms);
+  p.pack_int64(t.not_before_us);
+  p.pack_uint64(t.deadline_ms);
+  PackStrings(p, t.requirements);
+}
+
 void PackTaskInfo(Packer& p, const TaskInfo& t) {
-  p.pack_array(18);
+  p.pack_array(22);
   p.pack_uint64(t.id);
   PackStr(p, t.type);
   p.pack_uint8(static_cast<uint8_t>(t.state));
@@ -88,11 +116,56 @@ void PackTaskInfo(Packer& p, const TaskInfo& t) {
   p.pack_int64(t.finished_us);
   p.pack_int64(t.run_after_us);
   PackStr(p, t.idempotency_key);
+  p.pack_int64(t.deadline_us);
+  PackStrings(p, t.requirements);
+  p.pack_uint64(t.job_id);
+  p.pack_uint32(t.part);
+}
+
+void PackJobInfo(Packer& p, const JobInfo& j) {
+  p.pack_array(24);
+  p.pack_uint64(j.id);
+  PackStr(p, j.type);
+  PackStr(p, j.split);
+  PackStr(p, j.aggregate);
+  p.pack_uint8(static_cast<uint8_t>(j.policy));
+  p.pack_uint8(static_cast<uint8_t>(j.state));
+  p.pack_uint32(j.parts);
+  p.pack_uint64(j.first_task_id);
+  p.pack_uint64(j.reduce_task_id);
+  p.pack_uint32(j.queued);
+  p.pack_uint32(j.running);
+  p.pack_uint32(j.succeeded);
+  p.pack_uint32(j.failed);
+  p.pack_uint32(j.cancelled);
+  PackBin(p, j.result);
+  PackStr(p, j.error);
+  p.pack_array(static_cast<uint32_t>(j.failures.size()));
+  for (const auto& f : j.failures) {
+    p.pack_array(4);
+    p.pack_uint32(f.part);
+    p.pack_uint64(f.task_id);
+    p.pack_uint8(static_cast<uint8_t>(f.state));
+    PackStr(p, f.error);
+  }
+  p.pack_int64(j.submitted_us);
+  p.pack_int64(j.finished_us);
+  p.pack_uint8(j.priority);
+  PackStr(p, j.key);
+  p.pack_uint32(j.max_attempts);
+  p.pack_uint32(j.timeout_ms);
+  PackStrings(p, j.requirements);
 }
 
 // ---------------------------------------------------------------- decoding
 
 using Obj = msgpack::object;
+
+// Largest known value of each enum: decoders reject anything above.
+constexpr auto kMaxOutcome = static_cast<uint8_t>(Outcome::kCancelled);
+constexpr auto kMaxTaskState = static_cast<uint8_t>(TaskState::kExpired);
+constexpr auto kMaxJobPolicy = static_cast<uint8_t>(JobPolicy::kContinue);
+constexpr auto kMaxJobState = static_cast<uint8_t>(JobState::kCancelled);
 
 Status Bad(std::string_view where, std::string_view what) {
   std::string m(where);
@@ -250,7 +323,7 @@ Status AsTaskInfo(const Obj& o, const Where& w, TaskInfo* t) {
   int64_t i = w.index;
   RETURN_IF_ERROR(AsUint(f[0], {m, "id", i}, &t->id));
   RETURN_IF_ERROR(AsStr(f[1], {m, "type", i}, &t->type));
-  RETURN_IF_ERROR(AsEnum(f[2], {m, "state", i}, static_cast<uint8_t>(TaskState::kDead), &t->state));
+  RETURN_IF_ERROR(AsEnum(f[2], {m, "state", i}, kMaxTaskState, &t->state));
   RETURN_IF_ERROR(AsUint(f[3], {m, "priority", i}, &t->priority));
   RETURN_IF_ERROR(AsStr(f[4], {m, "key", i}, &t->key));
   RETURN_IF_ERROR(AsUint(f[5], {m, "attempt", i}, &t->attempt));
@@ -264,10 +337,104 @@ Status AsTaskInfo(const Obj& o, const Where& w, TaskInfo* t) {
   RETURN_IF_ERROR(AsInt64(f[13], {m, "submitted_us", i}, &t->submitted_us));
   RETURN_IF_ERROR(AsInt64(f[14], {m, "dispatched_us", i}, &t->dispatched_us));
   RETURN_IF_ERROR(AsInt64(f[15], {m, "finished_us", i}, &t->finished_us));
-  // Added in protocol 1.1; absent from older peers' records.
+  // Added in protocol 1.1 and later; absent from older records, which leave them at their
+  // defaults (`t` may be a reused record).
+  t->run_after_us = 0;
+  t->idempotency_key.clear();
+  t->deadline_us = 0;
+  t->requirements.clear();
+  t->job_id = 0;
+  t->part = 0;
   if (n > 16) RETURN_IF_ERROR(AsInt64(f[16], {m, "run_after_us", i}, &t->run_after_us));
   if (n > 17) RETURN_IF_ERROR(AsStr(f[17], {m, "idempotency_key", i}, &t->idempotency_key));
+  if (n > 18) RETURN_IF_ERROR(AsInt64(f[18], {m, "deadline_us", i}, &t->deadline_us));
+  if (n > 19) RETURN_IF_ERROR(AsStrings(f[19], {m, "requirements", i}, &t->requirements));
+  if (n > 20) RETURN_IF_ERROR(AsUint(f[20], {m, "job_id", i}, &t->job_id));
+  if (n > 21) RETURN_IF_ERROR(AsUint(f[21], {m, "part", i}, &t->part));
   return Status::Ok();
+}
+
+// A spec; `w` names the spec itself ("SUBMIT.tasks[2]", "JOB_SUBMIT.job.task").
+Status AsTaskSpec(const Obj& o, const Where& w, TaskSpec* t) {
+  const Obj* f;
+  size_t n;
+  RETURN_IF_ERROR(AsArray(o, 7, w, &f, &n));
+  const char* m = w.msg;
+  int64_t i = w.index;
+  RETURN_IF_ERROR(AsStr(f[0], {m, "type", i}, &t->type));
+  RETURN_IF_ERROR(AsBytes(f[1], {m, "payload", i}, &t->payload));
+  RETURN_IF_ERROR(AsStr(f[2], {m, "key", i}, &t->key));
+  RETURN_IF_ERROR(AsUint(f[3], {m, "priority", i}, &t->priority));
+  RETURN_IF_ERROR(AsUint(f[4], {m, "max_attempts", i}, &t->max_attempts));
+  RETURN_IF_ERROR(AsUint(f[5], {m, "timeout_ms", i}, &t->timeout_ms));
+  RETURN_IF_ERROR(AsStr(f[6], {m, "idempotency_key", i}, &t->idempotency_key));
+  // Added with delays, deadlines and requirements; absent from older clients' specs, which
+  // leave them at their defaults (`t` may be reused).
+  t->delay_ms = 0;
+  t->not_before_us = 0;
+  t->deadline_ms = 0;
+  t->requirements.clear();
+  if (n > 7) RETURN_IF_ERROR(AsUint(f[7], {m, "delay_ms", i}, &t->delay_ms));
+  if (n > 8) RETURN_IF_ERROR(AsInt64(f[8], {m, "not_before_us", i}, &t->not_before_us));
+  if (n > 9) RETURN_IF_ERROR(AsUint(f[9], {m, "deadline_ms", i}, &t->deadline_ms));
+  if (n > 10) RETURN_IF_ERROR(AsStrings(f[10], {m, "requirements", i}, &t->requirements));
+  return Status::Ok();
+}
+
+// A job record; `m` names it ("JOB_REPLY.job", "JOB_INFO") and `failures` names its failure
+// list ("JOB_REPLY.job.failures"), so that paths need no string building unless they fail.
+Status AsJobInfo(const Obj& o, const char* m, const char* failures, JobInfo* j) {
+  const Obj* f;
+  size_t n;
+  RETURN_IF_ERROR(AsArray(o, 24, {m, ""}, &f, &n));
+  RETURN_IF_ERROR(AsUint(f[0], {m, "id"}, &j->id));
+  RETURN_IF_ERROR(AsStr(f[1], {m, "type"}, &j->type));
+  RETURN_IF_ERROR(AsStr(f[2], {m, "split"}, &j->split));
+  RETURN_IF_ERROR(AsStr(f[3], {m, "aggregate"}, &j->aggregate));
+  RETURN_IF_ERROR(AsEnum(f[4], {m, "policy"}, kMaxJobPolicy, &j->policy));
+  RETURN_IF_ERROR(AsEnum(f[5], {m, "state"}, kMaxJobState, &j->state));
+  RETURN_IF_ERROR(AsUint(f[6], {m, "parts"}, &j->parts));
+  RETURN_IF_ERROR(AsUint(f[7], {m, "first_task_id"}, &j->first_task_id));
+  RETURN_IF_ERROR(AsUint(f[8], {m, "reduce_task_id"}, &j->reduce_task_id));
+  RETURN_IF_ERROR(AsUint(f[9], {m, "queued"}, &j->queued));
+  RETURN_IF_ERROR(AsUint(f[10], {m, "running"}, &j->running));
+  RETURN_IF_ERROR(AsUint(f[11], {m, "succeeded"}, &j->succeeded));
+  RETURN_IF_ERROR(AsUint(f[12], {m, "failed"}, &j->failed));
+  RETURN_IF_ERROR(AsUint(f[13], {m, "cancelled"}, &j->cancelled));
+  RETURN_IF_ERROR(AsBytes(f[14], {m, "result"}, &j->result));
+  RETURN_IF_ERROR(AsStr(f[15], {m, "error"}, &j->error));
+  const Obj* items;
+  size_t count;
+  RETURN_IF_ERROR(AsArray(f[16], 0, {m, "failures"}, &items, &count));
+  j->failures.resize(count);
+  for (size_t k = 0; k < count; ++k) {
+    const auto idx = static_cast<int64_t>(k);
+    const Obj* e;
+    size_t en;
+    RETURN_IF_ERROR(AsArray(items[k], 4, {failures, "", idx}, &e, &en));
+    auto& out = j->failures[k];
+    RETURN_IF_ERROR(AsUint(e[0], {failures, "part", idx}, &out.part));
+    RETURN_IF_ERROR(AsUint(e[1], {failures, "task_id", idx}, &out.task_id));
+    RETURN_IF_ERROR(AsEnum(e[2], {failures, "state", idx}, kMaxTaskState, &out.state));
+    RETURN_IF_ERROR(AsStr(e[3], {failures, "error", idx}, &out.error));
+  }
+  RETURN_IF_ERROR(AsInt64(f[17], {m, "submitted_us"}, &j->submitted_us));
+  RETURN_IF_ERROR(AsInt64(f[18], {m, "finished_us"}, &j->finished_us));
+  RETURN_IF_ERROR(AsUint(f[19], {m, "priority"}, &j->priority));
+  RETURN_IF_ERROR(AsStr(f[20], {m, "key"}, &j->key));
+  RETURN_IF_ERROR(AsUint(f[21], {m, "max_attempts"}, &j->max_attempts));
+  RETURN_IF_ERROR(AsUint(f[22], {m, "timeout_ms"}, &j->timeout_ms));
+  return AsStrings(f[23], {m, "requirements"}, &j->requirements);
+}
+
+// A view of a body's top-level elements as one array object, for the decoders of records whose
+// body is itself their field array (TaskInfo, JobInfo).
+Obj ArrayView(const Obj* f, size_t n) {
+  msgpack::object arr;
+  arr.type = msgpack::type::ARRAY;
+  arr.via.array.size = static_cast<uint32_t>(n);
+  arr.via.array.ptr = const_cast<Obj*>(f);  // NOLINT: read-only view for the decoders
+  return arr;
 }
 
 // Unpacks `body` as one msgpack value under limits scaled to its size, then checks that it is
@@ -445,8 +612,7 @@ Status DecodeBody(std::string_view body, Results* m) {
       auto& out = m->results[i];
       RETURN_IF_ERROR(AsUint(r[0], {"RESULTS.results", "id", idx}, &out.id));
       RETURN_IF_ERROR(AsUint(r[1], {"RESULTS.results", "attempt", idx}, &out.attempt));
-      RETURN_IF_ERROR(AsEnum(r[2], {"RESULTS.results", "outcome", idx},
-                             static_cast<uint8_t>(Outcome::kReleased), &out.outcome));
+      RETURN_IF_ERROR(AsEnum(r[2], {"RESULTS.results", "outcome", idx}, kMaxOutcome, &out.outcome));
       RETURN_IF_ERROR(AsBytes(r[3], {"RESULTS.results", "output", idx}, &out.output));
       RETURN_IF_ERROR(AsStr(r[4], {"RESULTS.results", "error", idx}, &out.error));
       RETURN_IF_ERROR(AsUint(r[5], {"RESULTS.results", "duration_us", idx}, &out.duration_us));
@@ -521,6 +687,18 @@ Status DecodeBody(std::string_view body, Disconnect* m) {
   });
 }
 
+std::string EncodeBody(const CancelTasks& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(1);
+    PackRefs(p, m.refs);
+  });
+}
+
+Status DecodeBody(std::string_view body, CancelTasks* m) {
+  return Unpack(body, "CANCEL_TASKS", 1,
+                [&](const Obj* f, size_t) { return AsRefs(f[0], "CANCEL_TASKS", &m->refs); });
+}
+
 // ---------------------------------------------------------------- client port
 
 std::string EncodeBody(const Submit& m) {
@@ -528,16 +706,7 @@ std::string EncodeBody(const Submit& m) {
     p.pack_array(2);
     p.pack_uint64(m.req_id);
     p.pack_array(static_cast<uint32_t>(m.tasks.size()));
-    for (const auto& t : m.tasks) {
-      p.pack_array(7);
-      PackStr(p, t.type);
-      PackBin(p, t.payload);
-      PackStr(p, t.key);
-      p.pack_uint8(t.priority);
-      p.pack_uint32(t.max_attempts);
-      p.pack_uint32(t.timeout_ms);
-      PackStr(p, t.idempotency_key);
-    }
+    for (const auto& t : m.tasks) PackTaskSpec(p, t);
   });
 }
 
@@ -549,18 +718,8 @@ Status DecodeBody(std::string_view body, Submit* m) {
     RETURN_IF_ERROR(AsArray(f[1], 0, {"SUBMIT", "tasks"}, &items, &n));
     m->tasks.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      const auto idx = static_cast<int64_t>(i);
-      const Obj* t;
-      size_t tn;
-      RETURN_IF_ERROR(AsArray(items[i], 7, {"SUBMIT.tasks", "", idx}, &t, &tn));
-      auto& out = m->tasks[i];
-      RETURN_IF_ERROR(AsStr(t[0], {"SUBMIT.tasks", "type", idx}, &out.type));
-      RETURN_IF_ERROR(AsBytes(t[1], {"SUBMIT.tasks", "payload", idx}, &out.payload));
-      RETURN_IF_ERROR(AsStr(t[2], {"SUBMIT.tasks", "key", idx}, &out.key));
-      RETURN_IF_ERROR(AsUint(t[3], {"SUBMIT.tasks", "priority", idx}, &out.priority));
-      RETURN_IF_ERROR(AsUint(t[4], {"SUBMIT.tasks", "max_attempts", idx}, &out.max_attempts));
-      RETURN_IF_ERROR(AsUint(t[5], {"SUBMIT.tasks", "timeout_ms", idx}, &out.timeout_ms));
-      RETURN_IF_ERROR(AsStr(t[6], {"SUBMIT.tasks", "idempotency_key", idx}, &out.idempotency_key));
+      RETURN_IF_ERROR(
+          AsTaskSpec(items[i], {"SUBMIT.tasks", "", static_cast<int64_t>(i)}, &m->tasks[i]));
     }
     return Status::Ok();
   });
@@ -675,8 +834,7 @@ std::string EncodeBody(const CancelReply& m) {
 Status DecodeBody(std::string_view body, CancelReply* m) {
   return Unpack(body, "CANCEL_REPLY", 2, [&](const Obj* f, size_t) {
     RETURN_IF_ERROR(AsUint(f[0], {"CANCEL_REPLY", "req_id"}, &m->req_id));
-    return AsEnum(f[1], {"CANCEL_REPLY", "state"}, static_cast<uint8_t>(TaskState::kDead),
-                  &m->state);
+    return AsEnum(f[1], {"CANCEL_REPLY", "state"}, kMaxTaskState, &m->state);
   });
 }
 
@@ -806,11 +964,7 @@ std::string EncodeBody(const TaskInfo& m) {
 Status DecodeBody(std::string_view body, TaskInfo* m) {
   // A TaskInfo body is itself its field array (16 fields at least).
   return Unpack(body, "TASK_INFO", 16, [&](const Obj* f, size_t n) {
-    msgpack::object arr;
-    arr.type = msgpack::type::ARRAY;
-    arr.via.array.size = static_cast<uint32_t>(n);
-    arr.via.array.ptr = const_cast<Obj*>(f);  // NOLINT: read-only view for AsTaskInfo
-    return AsTaskInfo(arr, {"TASK_INFO", ""}, m);
+    return AsTaskInfo(ArrayView(f, n), {"TASK_INFO", ""}, m);
   });
 }
 
@@ -897,6 +1051,166 @@ Status DecodeBody(std::string_view body, DeadReply* m) {
     RETURN_IF_ERROR(AsUint(f[0], {"DEAD_REPLY", "req_id"}, &m->req_id));
     RETURN_IF_ERROR(AsUint(f[1], {"DEAD_REPLY", "count"}, &m->count));
     return AsBool(f[2], {"DEAD_REPLY", "more"}, &m->more);
+  });
+}
+
+// ---------------------------------------------------------------- jobs
+
+std::string EncodeBody(const JobSubmit& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(2);
+    p.pack_uint64(m.req_id);
+    p.pack_array(4);
+    PackTaskSpec(p, m.job.task);
+    PackStr(p, m.job.split);
+    PackStr(p, m.job.aggregate);
+    p.pack_uint8(static_cast<uint8_t>(m.job.policy));
+  });
+}
+Status DecodeBody(std::string_view body, JobSubmit* m) {
+  return Unpack(body, "JOB_SUBMIT", 2, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"JOB_SUBMIT", "req_id"}, &m->req_id));
+    const Obj* j;
+    size_t jn;
+    RETURN_IF_ERROR(AsArray(f[1], 4, {"JOB_SUBMIT", "job"}, &j, &jn));
+    RETURN_IF_ERROR(AsTaskSpec(j[0], {"JOB_SUBMIT.job.task", ""}, &m->job.task));
+    RETURN_IF_ERROR(AsStr(j[1], {"JOB_SUBMIT.job", "split"}, &m->job.split));
+    RETURN_IF_ERROR(AsStr(j[2], {"JOB_SUBMIT.job", "aggregate"}, &m->job.aggregate));
+    return AsEnum(j[3], {"JOB_SUBMIT.job", "policy"}, kMaxJobPolicy, &m->job.policy);
+  });
+}
+
+std::string EncodeBody(const JobSubmitReply& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(4);
+    p.pack_uint64(m.req_id);
+    p.pack_uint64(m.job_id);
+    p.pack_uint32(m.parts);
+    p.pack_uint64(m.first_task_id);
+  });
+}
+Status DecodeBody(std::string_view body, JobSubmitReply* m) {
+  return Unpack(body, "JOB_SUBMIT_REPLY", 4, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"JOB_SUBMIT_REPLY", "req_id"}, &m->req_id));
+    RETURN_IF_ERROR(AsUint(f[1], {"JOB_SUBMIT_REPLY", "job_id"}, &m->job_id));
+    RETURN_IF_ERROR(AsUint(f[2], {"JOB_SUBMIT_REPLY", "parts"}, &m->parts));
+    return AsUint(f[3], {"JOB_SUBMIT_REPLY", "first_task_id"}, &m->first_task_id);
+  });
+}
+
+std::string EncodeBody(const JobGet& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(3);
+    p.pack_uint64(m.req_id);
+    p.pack_uint64(m.job_id);
+    PackBool(p, m.with_result);
+  });
+}
+Status DecodeBody(std::string_view body, JobGet* m) {
+  return Unpack(body, "JOB_GET", 3, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"JOB_GET", "req_id"}, &m->req_id));
+    RETURN_IF_ERROR(AsUint(f[1], {"JOB_GET", "job_id"}, &m->job_id));
+    return AsBool(f[2], {"JOB_GET", "with_result"}, &m->with_result);
+  });
+}
+
+std::string EncodeBody(const JobCancel& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(2);
+    p.pack_uint64(m.req_id);
+    p.pack_uint64(m.job_id);
+  });
+}
+Status DecodeBody(std::string_view body, JobCancel* m) {
+  return Unpack(body, "JOB_CANCEL", 2, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"JOB_CANCEL", "req_id"}, &m->req_id));
+    return AsUint(f[1], {"JOB_CANCEL", "job_id"}, &m->job_id);
+  });
+}
+
+std::string EncodeBody(const JobReply& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(2);
+    p.pack_uint64(m.req_id);
+    PackJobInfo(p, m.job);
+  });
+}
+Status DecodeBody(std::string_view body, JobReply* m) {
+  return Unpack(body, "JOB_REPLY", 2, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"JOB_REPLY", "req_id"}, &m->req_id));
+    return AsJobInfo(f[1], "JOB_REPLY.job", "JOB_REPLY.job.failures", &m->job);
+  });
+}
+
+std::string EncodeBody(const JobInfo& m) {
+  return Pack([&](Packer& p) { PackJobInfo(p, m); });
+}
+Status DecodeBody(std::string_view body, JobInfo* m) {
+  // Like TaskInfo, a JobInfo body is itself its field array.
+  return Unpack(body, "JOB_INFO", 24, [&](const Obj* f, size_t n) {
+    return AsJobInfo(ArrayView(f, n), "JOB_INFO", "JOB_INFO.failures", m);
+  });
+}
+
+// ---------------------------------------------------------------- listing
+
+std::string EncodeBody(const List& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(7);
+    p.pack_uint64(m.req_id);
+    p.pack_uint64(m.after_id);
+    p.pack_uint32(m.limit);
+    if (m.state) {
+      p.pack_uint8(static_cast<uint8_t>(*m.state));
+    } else {
+      p.pack_nil();
+    }
+    PackStr(p, m.type);
+    PackStr(p, m.key);
+    p.pack_uint64(m.job_id);
+  });
+}
+Status DecodeBody(std::string_view body, List* m) {
+  return Unpack(body, "LIST", 7, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"LIST", "req_id"}, &m->req_id));
+    RETURN_IF_ERROR(AsUint(f[1], {"LIST", "after_id"}, &m->after_id));
+    RETURN_IF_ERROR(AsUint(f[2], {"LIST", "limit"}, &m->limit));
+    if (f[3].type == msgpack::type::NIL) {
+      m->state.reset();
+    } else {
+      TaskState state;
+      RETURN_IF_ERROR(AsEnum(f[3], {"LIST", "state"}, kMaxTaskState, &state));
+      m->state = state;
+    }
+    RETURN_IF_ERROR(AsStr(f[4], {"LIST", "type"}, &m->type));
+    RETURN_IF_ERROR(AsStr(f[5], {"LIST", "key"}, &m->key));
+    return AsUint(f[6], {"LIST", "job_id"}, &m->job_id);
+  });
+}
+
+std::string EncodeBody(const ListReply& m) {
+  return Pack([&](Packer& p) {
+    p.pack_array(4);
+    p.pack_uint64(m.req_id);
+    p.pack_array(static_cast<uint32_t>(m.tasks.size()));
+    for (const auto& t : m.tasks) PackTaskInfo(p, t);
+    PackBool(p, m.more);
+    p.pack_uint64(m.next_after_id);
+  });
+}
+Status DecodeBody(std::string_view body, ListReply* m) {
+  return Unpack(body, "LIST_REPLY", 4, [&](const Obj* f, size_t) {
+    RETURN_IF_ERROR(AsUint(f[0], {"LIST_REPLY", "req_id"}, &m->req_id));
+    const Obj* items;
+    size_t n;
+    RETURN_IF_ERROR(AsArray(f[1], 0, {"LIST_REPLY", "tasks"}, &items, &n));
+    m->tasks.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      RETURN_IF_ERROR(
+          AsTaskInfo(items[i], {"LIST_REPLY.tasks", "", static_cast<int64_t>(i)}, &m->tasks[i]));
+    }
+    RETURN_IF_ERROR(AsBool(f[2], {"LIST_REPLY", "more"}, &m->more));
+    return AsUint(f[3], {"LIST_REPLY", "next_after_id"}, &m->next_after_id);
   });
 }
 

@@ -56,6 +56,15 @@ std::string EncodeBody(const Stats& m);
 std::string EncodeBody(const StatsReply& m);
 std::string EncodeBody(const Error& m);
 std::string EncodeBody(const TaskInfo& m);  // also the stored record format
+std::string EncodeBody(const CancelTasks& m);
+std::string EncodeBody(const JobSubmit& m);
+std::string EncodeBody(const JobSubmitReply& m);
+std::string EncodeBody(const JobGet& m);
+std::string EncodeBody(const JobCancel& m);
+std::string EncodeBody(const JobReply& m);
+std::string EncodeBody(const JobInfo& m);  // also the stored job record format
+std::string EncodeBody(const List& m);
+std::string EncodeBody(const ListReply& m);
 
 // Body decoders: on error `*m` is unspecified and the Status is kInvalidArgument.
 Status DecodeBody(std::string_view body, Hello* m);
@@ -85,6 +94,15 @@ Status DecodeBody(std::string_view body, Stats* m);
 Status DecodeBody(std::string_view body, StatsReply* m);
 Status DecodeBody(std::string_view body, Error* m);
 Status DecodeBody(std::string_view body, TaskInfo* m);
+Status DecodeBody(std::string_view body, CancelTasks* m);
+Status DecodeBody(std::string_view body, JobSubmit* m);
+Status DecodeBody(std::string_view body, JobSubmitReply* m);
+Status DecodeBody(std::string_view body, JobGet* m);
+Status DecodeBody(std::string_view body, JobCancel* m);
+Status DecodeBody(std::string_view body, JobReply* m);
+Status DecodeBody(std::string_view body, JobInfo* m);
+Status DecodeBody(std::string_view body, List* m);
+Status DecodeBody(std::string_view body, ListReply* m);
 
 // The command that carries each message type.
 template <typename M>
@@ -120,6 +138,14 @@ YARD_COMMAND_OF(WorkersReply, kWorkersReply)
 YARD_COMMAND_OF(Stats, kStats)
 YARD_COMMAND_OF(StatsReply, kStatsReply)
 YARD_COMMAND_OF(Error, kError)
+YARD_COMMAND_OF(CancelTasks, kCancelTasks)
+YARD_COMMAND_OF(JobSubmit, kJobSubmit)
+YARD_COMMAND_OF(JobSubmitReply, kJobSubmitReply)
+YARD_COMMAND_OF(JobGet, kJobGet)
+YARD_COMMAND_OF(JobCancel, kJobCancel)
+YARD_COMMAND_OF(JobReply, kJobReply)
+YARD_COMMAND_OF(List, kList)
+YARD_COMMAND_OF(ListReply, kListReply)
 #undef YARD_COMMAND_OF
 
 }  // namespace yard::protocol

@@ -56,13 +56,30 @@ const char* CommandName(Command c) {
       return "DEAD_REPLY";
     case Command::kDeadPurge:
       return "DEAD_PURGE";
+    case Command::kJobSubmit:
+      return "JOB_SUBMIT";
+    case Command::kJobSubmitReply:
+      return "JOB_SUBMIT_REPLY";
+    case Command::kJobGet:
+      return "JOB_GET";
+    case Command::kJobReply:
+      return "JOB_REPLY";
+    case Command::kJobCancel:
+      return "JOB_CANCEL";
+    case Command::kList:
+      return "LIST";
+    case Command::kListReply:
+      return "LIST_REPLY";
+    case Command::kCancelTasks:
+      return "CANCEL_TASKS";
   }
   return "UNKNOWN";
 }
 
 bool IsKnownCommand(uint8_t c) {
   return (c >= 0x01 && c <= 0x09) || (c >= 0x20 && c <= 0x24) || (c >= 0x26 && c <= 0x2B) ||
-         (c >= 0x2F && c <= 0x34);
+         (c >= 0x2F && c <= 0x34) || (c >= 0x40 && c <= 0x44) || c == 0x46 || c == 0x47 ||
+         c == 0x80;
 }
 
 const char* DisconnectReasonName(DisconnectReason r) {
@@ -97,6 +114,8 @@ const char* OutcomeName(Outcome o) {
       return "fail_permanent";
     case Outcome::kReleased:
       return "released";
+    case Outcome::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -115,6 +134,36 @@ const char* TaskStateName(TaskState s) {
       return "cancelled";
     case TaskState::kDead:
       return "dead";
+    case TaskState::kExpired:
+      return "expired";
+  }
+  return "unknown";
+}
+
+const char* JobPolicyName(JobPolicy p) {
+  switch (p) {
+    case JobPolicy::kFailFast:
+      return "fail-fast";
+    case JobPolicy::kContinue:
+      return "continue";
+  }
+  return "unknown";
+}
+
+const char* JobStateName(JobState s) {
+  switch (s) {
+    case JobState::kRunning:
+      return "running";
+    case JobState::kReducing:
+      return "reducing";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kPartial:
+      return "partial";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -49,6 +49,18 @@ enum class Command : uint8_t {
   kDeadRequeue = 0x32,
   kDeadReply = 0x33,  // answers kDeadRequeue and kDeadPurge
   kDeadPurge = 0x34,
+  // Jobs: one submission split into part tasks whose results are aggregated.
+  kJobSubmit = 0x40,
+  kJobSubmitReply = 0x41,
+  kJobGet = 0x42,
+  kJobReply = 0x43,  // answers kJobGet and kJobCancel
+  kJobCancel = 0x44,
+  // Task listing with filters, paged by id.
+  kList = 0x46,
+  kListReply = 0x47,
+  // Worker port, optional (>= kFirstOptionalCommand): a worker that does not know it ignores
+  // it and its result is then ignored by the master.
+  kCancelTasks = 0x80,  // M->W
 };
 
 // Commands at or above this value are optional: a receiver that does not know one ignores it.
@@ -109,6 +121,7 @@ enum class Outcome : uint8_t {
   kFailRetry = 1,      // failed; the master may run it again
   kFailPermanent = 2,  // failed; do not retry
   kReleased = 3,       // never started (worker draining); requeue without counting a failure
+  kCancelled = 4,      // stopped or skipped after CANCEL_TASKS; the master already ended the task
 };
 const char* OutcomeName(Outcome o);
 
@@ -152,6 +165,13 @@ struct Disconnect {
   std::string message;
 };
 
+// The master cancelled these executions: a task not started yet is skipped, a running
+// handler sees its cancel flag. Either way the worker still reports a result (kCancelled, or
+// whatever the handler returned) so its credit comes back.
+struct CancelTasks {
+  std::vector<TaskRef> refs;
+};
+
 // ---- client port ----
 
 constexpr uint8_t kDefaultPriority = 5;
@@ -167,6 +187,10 @@ struct TaskSpec {
   // A second submit with the same key, within the master's idempotency TTL, returns the first
   // task's id instead of creating a task. Empty: none.
   std::string idempotency_key;
+  uint64_t delay_ms = 0;      // not run before the master received it + this
+  int64_t not_before_us = 0;  // wall clock; not run before this (0: no constraint)
+  uint64_t deadline_ms = 0;   // not started after the master received it + this: expires
+  std::vector<std::string> requirements;  // tags a worker must all announce to run it
 };
 
 struct Submit {
@@ -186,11 +210,12 @@ enum class TaskState : uint8_t {
   kFailed = 3,
   kCancelled = 4,
   kDead = 5,
+  kExpired = 6,  // its deadline passed before it was started
 };
 const char* TaskStateName(TaskState s);
 inline bool IsTerminal(TaskState s) {
   return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled ||
-         s == TaskState::kDead;
+         s == TaskState::kDead || s == TaskState::kExpired;
 }
 
 // A task as the master knows it: the client view and the stored record.
@@ -211,9 +236,15 @@ struct TaskInfo {
   int64_t submitted_us = 0;  // wall clock, microseconds since the Unix epoch
   int64_t dispatched_us = 0;
   int64_t finished_us = 0;
-  int64_t run_after_us = 0;  // wall clock; a retry waiting out its back-off runs after this
+  int64_t run_after_us = 0;  // wall clock; a delayed task or a retry in back-off runs after this
   std::string idempotency_key;
+  int64_t deadline_us = 0;  // wall clock; not started after this (0: none)
+  std::vector<std::string> requirements;
+  uint64_t job_id = 0;  // the job this task is a part (or the reduce step) of; 0: none
+  uint32_t part = 0;    // index of the part in its job; kReducePart for the reduce task
 };
+
+constexpr uint32_t kReducePart = 0xFFFFFFFF;
 
 struct Get {
   uint64_t req_id = 0;
@@ -306,6 +337,123 @@ struct DeadReply {
   uint64_t req_id = 0;
   uint64_t count = 0;  // dead letters requeued or purged
   bool more = false;   // with `all`: more remain
+};
+
+// ---- jobs ----
+
+enum class JobPolicy : uint8_t {
+  kFailFast = 0,  // the first failed part fails the job and cancels the others
+  kContinue = 1,  // every part runs; the result covers the parts that succeeded
+};
+const char* JobPolicyName(JobPolicy p);
+
+enum class JobState : uint8_t {
+  kRunning = 0,
+  kReducing = 1,   // every part finished; the reduce task runs
+  kSucceeded = 2,  // every part (and the reduce task) succeeded
+  kPartial = 3,    // policy continue: finished with failed parts (listed in `failures`)
+  kFailed = 4,
+  kCancelled = 5,
+};
+const char* JobStateName(JobState s);
+inline bool IsTerminal(JobState s) { return s >= JobState::kSucceeded; }
+
+struct JobSpec {
+  // The parts' task settings: type, priority, key, max_attempts, timeout_ms, delays, deadline,
+  // requires. `task.payload` is the whole input the splitter cuts into part payloads.
+  // `task.idempotency_key` must be empty.
+  TaskSpec task;
+  // "chunk:bytes=N", "chunk:parts=N", "lines:N", "json-array:N", "range:A..B[:STEP]"
+  std::string split;
+  // "collect", "concat", "count", "sum", "min", "max" or "reduce:TYPE"
+  std::string aggregate = "collect";
+  JobPolicy policy = JobPolicy::kFailFast;
+};
+
+struct PartFailure {
+  uint32_t part = 0;
+  uint64_t task_id = 0;
+  TaskState state = TaskState::kFailed;  // failed, dead, expired or cancelled
+  std::string error;
+};
+
+// A job as the master knows it: the client view and the stored record.
+struct JobInfo {
+  uint64_t id = 0;
+  std::string type;
+  std::string split;
+  std::string aggregate;
+  JobPolicy policy = JobPolicy::kFailFast;
+  JobState state = JobState::kRunning;
+  uint32_t parts = 0;
+  uint64_t first_task_id = 0;   // parts are tasks first_task_id .. first_task_id + parts - 1
+  uint64_t reduce_task_id = 0;  // 0 until a reduce task is created
+  // Progress over the parts (live while running, final once finished). `failed` counts parts
+  // that ended failed, dead or expired.
+  uint32_t queued = 0;
+  uint32_t running = 0;
+  uint32_t succeeded = 0;
+  uint32_t failed = 0;
+  uint32_t cancelled = 0;
+  std::string result;  // the aggregate, once succeeded or partial
+  std::string error;   // why it failed or was cancelled
+  std::vector<PartFailure> failures;
+  int64_t submitted_us = 0;
+  int64_t finished_us = 0;
+  // Settings the reduce task inherits from the parts.
+  uint8_t priority = kDefaultPriority;
+  std::string key;
+  uint32_t max_attempts = 0;
+  uint32_t timeout_ms = 0;
+  std::vector<std::string> requirements;
+};
+
+struct JobSubmit {
+  uint64_t req_id = 0;
+  JobSpec job;
+};
+
+struct JobSubmitReply {
+  uint64_t req_id = 0;
+  uint64_t job_id = 0;
+  uint32_t parts = 0;
+  uint64_t first_task_id = 0;
+};
+
+struct JobGet {
+  uint64_t req_id = 0;
+  uint64_t job_id = 0;
+  bool with_result = true;  // false: leave `result` out (progress polling)
+};
+
+struct JobCancel {
+  uint64_t req_id = 0;
+  uint64_t job_id = 0;
+};
+
+struct JobReply {
+  uint64_t req_id = 0;
+  JobInfo job;
+};
+
+// ---- listing ----
+
+// Tasks in id order after `after_id` that match every given filter.
+struct List {
+  uint64_t req_id = 0;
+  uint64_t after_id = 0;
+  uint32_t limit = 0;              // 0: the master's page size
+  std::optional<TaskState> state;  // nil: any
+  std::string type;                // empty: any
+  std::string key;                 // empty: any
+  uint64_t job_id = 0;             // 0: any
+};
+
+struct ListReply {
+  uint64_t req_id = 0;
+  std::vector<TaskInfo> tasks;  // without payload or result
+  bool more = false;            // ask again with after_id = next_after_id
+  uint64_t next_after_id = 0;   // may be past the last task listed (the scan stopped there)
 };
 
 struct Error {

@@ -27,12 +27,24 @@ inline auto Tie(const ResultMsg& m) {
 inline auto Tie(const TaskRef& m) { return std::tie(m.id, m.attempt); }
 inline auto Tie(const TaskSpec& m) {
   return std::tie(m.type, m.payload, m.key, m.priority, m.max_attempts, m.timeout_ms,
-                  m.idempotency_key);
+                  m.idempotency_key, m.delay_ms, m.not_before_us, m.deadline_ms, m.requirements);
 }
 inline auto Tie(const TaskInfo& m) {
   return std::tie(m.id, m.type, m.state, m.priority, m.key, m.attempt, m.failures, m.max_attempts,
                   m.timeout_ms, m.payload, m.result, m.error, m.worker, m.submitted_us,
-                  m.dispatched_us, m.finished_us, m.run_after_us, m.idempotency_key);
+                  m.dispatched_us, m.finished_us, m.run_after_us, m.idempotency_key, m.deadline_us,
+                  m.requirements, m.job_id, m.part);
+}
+inline auto Tie(const PartFailure& m) { return std::tie(m.part, m.task_id, m.state, m.error); }
+inline auto Tie(const JobInfo& m) {
+  std::vector<std::tuple<const uint32_t&, const uint64_t&, const TaskState&, const std::string&>>
+      failures;
+  for (const auto& f : m.failures) failures.push_back(Tie(f));
+  return std::make_tuple(m.id, m.type, m.split, m.aggregate, m.policy, m.state, m.parts,
+                         m.first_task_id, m.reduce_task_id, m.queued, m.running, m.succeeded,
+                         m.failed, m.cancelled, m.result, m.error, failures, m.submitted_us,
+                         m.finished_us, m.priority, m.key, m.max_attempts, m.timeout_ms,
+                         m.requirements);
 }
 inline auto Tie(const WorkerInfo& m) {
   return std::tie(m.worker_id, m.hostname, m.pid, m.handlers, m.slots, m.credit, m.inflight,
