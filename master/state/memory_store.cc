@@ -2,51 +2,72 @@
 
 namespace yard::state {
 
+using protocol::JobInfo;
 using protocol::TaskInfo;
 using protocol::TaskState;
 
+template <typename Record>
+Record& MemoryStore::Records<Record>::Put(const Record& r) {
+  auto old = by_id.find(r.id);
+  const bool was_finished = old != by_id.end() && IsFinished(old->second.state);
+  Record& stored = by_id.insert_or_assign(r.id, r).first->second;
+  if (IsFinished(r.state) && !was_finished) finished_order.push_back(r.id);
+  return stored;
+}
+
+template <typename Record>
+const Record* MemoryStore::Records<Record>::Find(uint64_t id, Micros ttl, int64_t now_us) const {
+  auto it = by_id.find(id);
+  if (it == by_id.end() || PastResultTtl(it->second, ttl, now_us)) return nullptr;
+  return &it->second;
+}
+
+template <typename Record>
+void MemoryStore::Records<Record>::Retain(size_t max_finished, Micros ttl, int64_t now_us) {
+  while (!finished_order.empty()) {
+    auto it = by_id.find(finished_order.front());
+    // An id whose record is gone or no longer finished (a requeue) is a stale entry.
+    const bool gone = it == by_id.end() || !IsFinished(it->second.state);
+    if (!gone && finished_order.size() <= max_finished && !PastResultTtl(it->second, ttl, now_us)) {
+      break;
+    }
+    if (!gone) by_id.erase(it);
+    finished_order.pop_front();
+  }
+}
+
 Status MemoryStore::Commit(const Batch& batch) {
   for (uint64_t id : batch.dead_removed) {
-    auto it = records_.find(id);
-    if (it != records_.end() && it->second.state == TaskState::kDead) records_.erase(it);
+    auto it = tasks_.by_id.find(id);
+    if (it != tasks_.by_id.end() && it->second.state == TaskState::kDead) tasks_.by_id.erase(it);
     dead_.erase(id);
   }
   for (const auto& r : batch.records) {
-    auto old = records_.find(r.id);
-    const bool was_finished = old != records_.end() && IsFinished(old->second.state);
-    auto it = records_.insert_or_assign(r.id, r).first;
+    TaskInfo& stored = tasks_.Put(r);
     if (r.state == TaskState::kDead) {
       dead_.insert(r.id);
     } else {
       dead_.erase(r.id);
     }
     if (r.id > max_id_) max_id_ = r.id;
-    if (protocol::IsTerminal(r.state)) {
-      // Terminal records drop their payload, except dead letters, which may run again.
-      if (r.state != TaskState::kDead) {
-        it->second.payload.clear();
-        it->second.payload.shrink_to_fit();
-      }
-      if (IsFinished(r.state) && !was_finished) finished_order_.push_back(r.id);
+    // Finished records drop their payload; dead letters keep it, as they may run again.
+    if (IsFinished(r.state)) {
+      stored.payload.clear();
+      stored.payload.shrink_to_fit();
     }
+  }
+  for (const auto& j : batch.jobs) {
+    jobs_.Put(j);
+    if (j.id > max_id_) max_id_ = j.id;
   }
   for (const auto& e : batch.idem) {
     idem_[e.key] = e;
     idem_order_.push_back({e.expires_us, e.key});
   }
 
-  // Retention: finished records past the TTL or over the count, oldest first.
   const int64_t now = clock_.WallNow();
-  while (!finished_order_.empty()) {
-    auto it = records_.find(finished_order_.front());
-    const bool gone = it == records_.end() || !IsFinished(it->second.state);
-    if (!gone && finished_order_.size() <= options_.max_finished &&
-        !PastResultTtl(it->second, options_.result_ttl, now)) {
-      break;
-    }
-    if (!gone) records_.erase(it);
-    finished_order_.pop_front();
-  }
+  tasks_.Retain(options_.max_finished, options_.result_ttl, now);
+  jobs_.Retain(options_.max_finished, options_.result_ttl, now);
   while (!idem_order_.empty() && idem_order_.front().first <= now) {
     auto it = idem_.find(idem_order_.front().second);
     if (it != idem_.end() && it->second.expires_us <= now) idem_.erase(it);
@@ -56,15 +77,12 @@ Status MemoryStore::Commit(const Batch& batch) {
 }
 
 StatusOr<std::optional<TaskInfo>> MemoryStore::Get(uint64_t id) const {
-  auto it = records_.find(id);
-  if (it == records_.end() || PastResultTtl(it->second, options_.result_ttl, clock_.WallNow())) {
-    return std::optional<TaskInfo>();
-  }
-  return std::optional<TaskInfo>(it->second);
+  const TaskInfo* t = tasks_.Find(id, options_.result_ttl, clock_.WallNow());
+  return t ? std::optional<TaskInfo>(*t) : std::nullopt;
 }
 
 Status MemoryStore::ForEachActive(const std::function<void(TaskInfo&&)>& fn) const {
-  for (const auto& [id, r] : records_) {
+  for (const auto& [id, r] : tasks_.by_id) {
     if (!protocol::IsTerminal(r.state)) fn(TaskInfo(r));
   }
   return Status::Ok();
@@ -73,7 +91,18 @@ Status MemoryStore::ForEachActive(const std::function<void(TaskInfo&&)>& fn) con
 Status MemoryStore::ForEachDead(uint64_t after_id,
                                 const std::function<bool(TaskInfo&&)>& fn) const {
   for (auto it = dead_.upper_bound(after_id); it != dead_.end(); ++it) {
-    if (!fn(TaskInfo(records_.at(*it)))) break;
+    if (!fn(TaskInfo(tasks_.by_id.at(*it)))) break;
+  }
+  return Status::Ok();
+}
+
+Status MemoryStore::ForEachFinished(uint64_t after_id,
+                                    const std::function<bool(TaskInfo&&)>& fn) const {
+  const int64_t now = clock_.WallNow();
+  for (auto it = tasks_.by_id.upper_bound(after_id); it != tasks_.by_id.end(); ++it) {
+    const TaskInfo& r = it->second;
+    if (!protocol::IsTerminal(r.state) || PastResultTtl(r, options_.result_ttl, now)) continue;
+    if (!fn(TaskInfo(r))) break;
   }
   return Status::Ok();
 }
@@ -81,6 +110,18 @@ Status MemoryStore::ForEachDead(uint64_t after_id,
 Status MemoryStore::ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const {
   for (const auto& [key, e] : idem_) {
     if (e.expires_us > now_us) fn(IdemEntry(e));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::optional<JobInfo>> MemoryStore::GetJob(uint64_t id) const {
+  const JobInfo* j = jobs_.Find(id, options_.result_ttl, clock_.WallNow());
+  return j ? std::optional<JobInfo>(*j) : std::nullopt;
+}
+
+Status MemoryStore::ForEachOpenJob(const std::function<Status(JobInfo&&)>& fn) const {
+  for (const auto& [id, j] : jobs_.by_id) {
+    if (!IsFinished(j.state)) RETURN_IF_ERROR(fn(JobInfo(j)));
   }
   return Status::Ok();
 }

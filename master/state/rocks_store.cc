@@ -23,18 +23,20 @@
 
 namespace yard::state {
 
+using protocol::JobInfo;
 using protocol::TaskInfo;
 using protocol::TaskState;
 
 namespace {
 
-constexpr uint32_t kSchema = 1;
+// 1: tasks only. 2: adds the `jobs` family; a schema-1 store is upgraded on open.
+constexpr uint32_t kSchema = 2;
 constexpr const char* kProgram = "yard";
 
 // Column families, in the order they are opened (RocksDB requires "default" too).
-enum Family : size_t { kDefault, kMeta, kReady, kSched, kDone, kDead, kIdem, kFamilies };
+enum Family : size_t { kDefault, kMeta, kReady, kSched, kDone, kDead, kIdem, kJobs, kFamilies };
 constexpr std::array<const char*, kFamilies> kFamilyNames = {"default", "meta", "ready", "sched",
-                                                             "done",    "dead", "idem"};
+                                                             "done",    "dead", "idem",  "jobs"};
 
 // Big-endian integers of `bytes` bytes (keys sort numerically).
 void PutBE(std::string* out, uint64_t v, int bytes = 8) {
@@ -118,21 +120,26 @@ std::optional<uint64_t> ParseSchema(std::string_view v) {
   return GetBE(v, v.size());
 }
 
-// Drops finished records past the result TTL. Runs on RocksDB's compaction threads.
-class DoneFilter final : public rocksdb::CompactionFilter {
+// Drops finished records (TaskInfo in `done`, JobInfo in `jobs`) past the result TTL; keeps
+// every other record. Runs on RocksDB's compaction threads.
+template <typename Record>
+class FinishedFilter final : public rocksdb::CompactionFilter {
  public:
-  DoneFilter(const Clock& clock, Micros ttl) : clock_(clock), ttl_(ttl) {}
+  // `name` is a string literal.
+  FinishedFilter(const Clock& clock, Micros ttl, const char* name)
+      : clock_(clock), ttl_(ttl), name_(name) {}
   bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
               bool*) const override {
-    TaskInfo t;
-    if (!protocol::DecodeBody(View(value), &t).ok()) return false;  // keep what we cannot read
-    return PastResultTtl(t, ttl_, clock_.WallNow());
+    Record r;
+    if (!protocol::DecodeBody(View(value), &r).ok()) return false;  // keep what we cannot read
+    return PastResultTtl(r, ttl_, clock_.WallNow());
   }
-  const char* Name() const override { return "yard.DoneFilter"; }
+  const char* Name() const override { return name_; }
 
  private:
   const Clock& clock_;
   Micros ttl_;
+  const char* name_;
 };
 
 // Drops idempotency keys at or past their expiry (ForEachIdem skips those too).
@@ -174,11 +181,16 @@ StatusOr<Durability> ParseDurability(std::string_view s) {
 
 struct RocksStore::Impl {
   Impl(const RocksStoreOptions& o, const Clock& c)
-      : options(o), clock(c), done_filter(c, o.result_ttl), idem_filter(c) {}
+      : options(o),
+        clock(c),
+        done_filter(c, o.result_ttl, "yard.DoneFilter"),
+        jobs_filter(c, o.result_ttl, "yard.JobsFilter"),
+        idem_filter(c) {}
 
   RocksStoreOptions options;
   const Clock& clock;
-  DoneFilter done_filter;  // must outlive db
+  FinishedFilter<TaskInfo> done_filter;  // the filters must outlive db
+  FinishedFilter<JobInfo> jobs_filter;
   IdemFilter idem_filter;
   std::unique_ptr<rocksdb::Env> env;  // with options.file_system; must outlive db
   std::unique_ptr<rocksdb::DB> db;
@@ -227,13 +239,20 @@ struct RocksStore::Impl {
             rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/128,
                                                           /*deletion_trigger=*/64));
         break;
-      case kDone: {
+      case kDone:
+      case kJobs: {
         // Finished records arrive at the task rate and expire after the result TTL: the
         // compaction filter drops them, and periodic compaction makes it visit files that
         // nothing else would compact on an idle store (so a record lingers at most about one
         // period past its TTL; at least an hour, so a short TTL does not rewrite files nonstop).
-        o.write_buffer_size = 64u << 20;
-        o.compaction_filter = &done_filter;
+        // Jobs are far fewer than tasks, and open ones are never dropped.
+        if (f == kDone) {
+          o.write_buffer_size = 64u << 20;
+          o.compaction_filter = &done_filter;
+        } else {
+          o.write_buffer_size = 8u << 20;
+          o.compaction_filter = &jobs_filter;
+        }
         const auto ttl_s =
             static_cast<uint64_t>(std::max<Micros>(options.result_ttl / kSeconds, 1));
         o.periodic_compaction_seconds = std::clamp<uint64_t>(ttl_s, 3600, 86400);
@@ -260,18 +279,24 @@ struct RocksStore::Impl {
     if (!s.ok()) return FromRocks(s, "cannot read " + options.dir);
     return std::optional<std::string>(std::move(v));
   }
-  static Status DecodeRecord(Family f, std::string_view value, TaskInfo* t) {
-    if (Status st = protocol::DecodeBody(value, t); !st.ok()) {
+  // Record: TaskInfo or JobInfo.
+  template <typename Record>
+  static Status DecodeRecord(Family f, std::string_view value, Record* r) {
+    if (Status st = protocol::DecodeBody(value, r); !st.ok()) {
       return DataLoss(std::string("corrupt record in ") + kFamilyNames[f] + ": " + st.message());
     }
     return Status::Ok();
   }
-  StatusOr<std::optional<TaskInfo>> ReadTask(Family f, const std::string& key) const {
+  template <typename Record>
+  StatusOr<std::optional<Record>> ReadRecord(Family f, const std::string& key) const {
     ASSIGN_OR_RETURN(auto v, Read(f, key));
-    if (!v) return std::optional<TaskInfo>();
-    TaskInfo t;
-    RETURN_IF_ERROR(DecodeRecord(f, *v, &t));
-    return std::optional<TaskInfo>(std::move(t));
+    if (!v) return std::optional<Record>();
+    Record r;
+    RETURN_IF_ERROR(DecodeRecord(f, *v, &r));
+    return std::optional<Record>(std::move(r));
+  }
+  StatusOr<std::optional<TaskInfo>> ReadTask(Family f, const std::string& key) const {
+    return ReadRecord<TaskInfo>(f, key);
   }
   // Calls fn(key, value) for each entry of `f` from `start`, until fn clears *more. Full
   // scans bypass the block cache (they would only evict what Get needs) and read ahead.
@@ -452,7 +477,14 @@ StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& 
                                 std::to_string(*version) + "); this build reads schema " +
                                 std::to_string(kSchema));
     }
-    if (*version != kSchema) return DataLoss(dir + " has a damaged schema record");
+    if (*version == 1) {
+      // Schema 2 only adds the `jobs` family, created below with the others a store lacks. An
+      // upgrade cut short leaves schema 1 and is simply done again.
+      spdlog::info("upgrading data directory {} from schema 1 to {}", dir, kSchema);
+      ws = meta.Put(m.cf[kMeta], "schema", Be32(kSchema));
+    } else if (*version != kSchema) {
+      return DataLoss(dir + " has a damaged schema record");
+    }
   }
   for (size_t f = 0; f < kFamilies; ++f) {
     if (m.cf[f] != nullptr) continue;
@@ -549,6 +581,10 @@ Status RocksStore::Commit(const Batch& batch) {
         break;
     }
   }
+  for (const JobInfo& j : batch.jobs) {
+    max_id = std::max(max_id, j.id);
+    s = wb.Put(m.cf[kJobs], IdKey(j.id), protocol::EncodeBody(j));
+  }
   for (const IdemEntry& e : batch.idem) {
     std::string v;
     PutBE(&v, e.id);
@@ -612,6 +648,53 @@ Status RocksStore::ForEachDead(uint64_t after_id, const std::function<bool(TaskI
   return impl_->ScanTasks(kDead, IdKey(after_id + 1), fn);
 }
 
+Status RocksStore::ForEachFinished(uint64_t after_id,
+                                   const std::function<bool(TaskInfo&&)>& fn) const {
+  if (after_id == UINT64_MAX) return Status::Ok();
+  const Impl& m = *impl_;
+  const std::string start = IdKey(after_id + 1);
+  // A listing reads a page at a time: it should not evict what Get needs from the block cache.
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> done(m.db->NewIterator(ro, m.cf[kDone]));
+  std::unique_ptr<rocksdb::Iterator> dead(m.db->NewIterator(ro, m.cf[kDead]));
+  done->Seek(start);
+  dead->Seek(start);
+  const int64_t now = m.clock.WallNow();
+  // Both families are keyed by the id: merge by key. A task is in one of them at most; were it
+  // in both, the `done` record would count, as for Get.
+  while (done->Valid() || dead->Valid()) {
+    const int order = !done->Valid() ? 1 : !dead->Valid() ? -1 : done->key().compare(dead->key());
+    if (order == 0) dead->Next();
+    const bool from_done = order <= 0;
+    rocksdb::Iterator& it = from_done ? *done : *dead;
+    TaskInfo t;
+    RETURN_IF_ERROR(m.DecodeRecord(from_done ? kDone : kDead, View(it.value()), &t));
+    it.Next();
+    if (PastResultTtl(t, m.options.result_ttl, now)) continue;
+    if (!fn(std::move(t))) break;
+  }
+  RETURN_IF_ERROR(FromRocks(done->status(), "cannot scan done"));
+  return FromRocks(dead->status(), "cannot scan dead");
+}
+
+StatusOr<std::optional<JobInfo>> RocksStore::GetJob(uint64_t id) const {
+  const Impl& m = *impl_;
+  ASSIGN_OR_RETURN(auto j, m.ReadRecord<JobInfo>(kJobs, IdKey(id)));
+  if (j && PastResultTtl(*j, m.options.result_ttl, m.clock.WallNow())) {
+    return std::optional<JobInfo>();
+  }
+  return j;
+}
+
+Status RocksStore::ForEachOpenJob(const std::function<Status(JobInfo&&)>& fn) const {
+  return impl_->Scan(kJobs, "", [&](std::string_view, std::string_view v, bool*) {
+    JobInfo j;
+    RETURN_IF_ERROR(impl_->DecodeRecord(kJobs, v, &j));
+    return IsFinished(j.state) ? Status::Ok() : fn(std::move(j));
+  });
+}
+
 Status RocksStore::ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const {
   return impl_->Scan(kIdem, "", [&](std::string_view k, std::string_view v, bool*) {
     if (v.size() != 16) return DataLoss("bad idempotency entry for key '" + std::string(k) + "'");
@@ -627,7 +710,7 @@ uint64_t RocksStore::Epoch() const { return impl_->epoch; }
 Status RocksStore::CompactNow() {
   rocksdb::CompactRangeOptions o;
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (Family f : {kDone, kIdem}) {
+  for (Family f : {kDone, kJobs, kIdem}) {
     RETURN_IF_ERROR(
         FromRocks(impl_->db->CompactRange(o, impl_->cf[f], nullptr, nullptr), "compaction failed"));
   }

@@ -38,7 +38,8 @@ struct RocksStoreOptions {
 class RocksStore final : public StateStore {
  public:
   // Opens or creates the store (`dir` and its parents are created if missing) and bumps its
-  // epoch, synced. Refuses, storing nothing in it, a directory that holds other files, a RocksDB
+  // epoch, synced. A store of an earlier schema is upgraded (schema 1: the `jobs` family is
+  // added). Refuses, storing nothing in it, a directory that holds other files, a RocksDB
   // database of another program or of a newer schema (kFailedPrecondition), one another
   // process holds open (kUnavailable) and one it may not use (kPermissionDenied). `clock`
   // must outlive the store; it times the result TTL and is read from RocksDB's compaction
@@ -52,14 +53,18 @@ class RocksStore final : public StateStore {
   Status ForEachActive(const std::function<void(protocol::TaskInfo&&)>& fn) const override;
   Status ForEachDead(uint64_t after_id,
                      const std::function<bool(protocol::TaskInfo&&)>& fn) const override;
+  Status ForEachFinished(uint64_t after_id,
+                         const std::function<bool(protocol::TaskInfo&&)>& fn) const override;
   Status ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const override;
+  StatusOr<std::optional<protocol::JobInfo>> GetJob(uint64_t id) const override;
+  Status ForEachOpenJob(const std::function<Status(protocol::JobInfo&&)>& fn) const override;
   uint64_t MaxTaskId() const override;
   uint64_t Epoch() const override;
 
-  // Compacts the finished-task and idempotency-key families now, dropping expired entries.
+  // Compacts the finished-task, job and idempotency-key families now, dropping expired entries.
   Status CompactNow();
-  // Keys stored in one family ("meta", "ready", "sched", "done", "dead", "idem"), by a full
-  // scan: for tests and diagnostics.
+  // Keys stored in one family ("meta", "ready", "sched", "done", "dead", "idem", "jobs"), by a
+  // full scan: for tests and diagnostics.
   StatusOr<size_t> CountKeys(std::string_view family) const;
 
  private:

@@ -1,5 +1,5 @@
-// StateStore: where the master's task records live. The engine (master/core) holds the active
-// queues in memory; the store is the log the server commits every change to, once per
+// StateStore: where the master's task and job records live. The engine (master/core) holds the
+// active queues in memory; the store is the log the server commits every change to, once per
 // event-loop turn, before anything that acknowledges those changes leaves the master.
 //
 // Implementations: MemoryStore (tests, demos, --memory) and RocksStore (the durable default).
@@ -18,16 +18,19 @@
 
 namespace yard::state {
 
-// Finished: succeeded, failed or cancelled. Kept for the result TTL, without its payload.
-// (Dead letters are terminal too, but stay until requeued or purged.)
+// A finished task: succeeded, failed, cancelled or expired. Kept for the result TTL, without its
+// payload. (Dead letters are terminal too, but stay until requeued or purged.)
 inline bool IsFinished(protocol::TaskState s) {
   return protocol::IsTerminal(s) && s != protocol::TaskState::kDead;
 }
+// A finished job: succeeded, partial, failed or cancelled. Kept for the result TTL.
+inline bool IsFinished(protocol::JobState s) { return protocol::IsTerminal(s); }
 
-// Whether a stored record is a finished one older than the result TTL at `now_us`: gone for
-// readers at once, and removed by the store when convenient.
-inline bool PastResultTtl(const protocol::TaskInfo& t, int64_t ttl_us, int64_t now_us) {
-  return IsFinished(t.state) && t.finished_us + ttl_us < now_us;
+// Whether a stored record (protocol::TaskInfo or protocol::JobInfo) is a finished one older than
+// the result TTL at `now_us`: gone for readers at once, and removed by the store when convenient.
+template <typename Record>
+bool PastResultTtl(const Record& r, int64_t ttl_us, int64_t now_us) {
+  return IsFinished(r.state) && r.finished_us + ttl_us < now_us;
 }
 
 // An idempotency key and the task it names, remembered until `expires_us` (wall clock).
@@ -49,12 +52,19 @@ struct Batch {
   std::vector<uint64_t> dead_removed;
   // Idempotency keys first used in this batch.
   std::vector<IdemEntry> idem;
+  // The latest version of each job created or changed: open (running, reducing; kept until it
+  // finishes) or finished (kept for the result TTL). Job ids come from the task id counter. A
+  // job may appear more than once; the last version wins.
+  std::vector<protocol::JobInfo> jobs;
 
-  bool empty() const { return records.empty() && dead_removed.empty() && idem.empty(); }
+  bool empty() const {
+    return records.empty() && dead_removed.empty() && idem.empty() && jobs.empty();
+  }
   void clear() {
     records.clear();
     dead_removed.clear();
     idem.clear();
+    jobs.clear();
   }
 };
 
@@ -78,11 +88,25 @@ class StateStore {
   virtual Status ForEachDead(uint64_t after_id,
                              const std::function<bool(protocol::TaskInfo&&)>& fn) const = 0;
 
+  // Calls `fn` for terminal task records (finished ones and dead letters alike) with
+  // id > after_id, in id order, until it returns false. Finished records past the result TTL
+  // are skipped.
+  virtual Status ForEachFinished(uint64_t after_id,
+                                 const std::function<bool(protocol::TaskInfo&&)>& fn) const = 0;
+
   // Calls `fn` for every idempotency key not expired at `now_us` (recovery).
   virtual Status ForEachIdem(int64_t now_us, const std::function<void(IdemEntry&&)>& fn) const = 0;
 
-  // The highest task id ever committed (0 if none), even if that task is gone since: ids are
-  // never reused.
+  // The last committed record of job `id`, or nullopt if the store has none (never stored, or
+  // finished and past the result TTL).
+  virtual StatusOr<std::optional<protocol::JobInfo>> GetJob(uint64_t id) const = 0;
+
+  // Calls `fn` for every job that is not finished, in id order (recovery). Stops at, and
+  // returns, the first error `fn` returns.
+  virtual Status ForEachOpenJob(const std::function<Status(protocol::JobInfo&&)>& fn) const = 0;
+
+  // The highest task or job id ever committed (0 if none), even if that record is gone since:
+  // tasks and jobs draw ids from one counter, and ids are never reused.
   virtual uint64_t MaxTaskId() const = 0;
 
   // Starts of this store's data so far, counting this one (1 for a fresh or in-memory store).

@@ -60,6 +60,16 @@ class FlakyStore final : public state::StateStore {
                      const std::function<void(state::IdemEntry&&)>& fn) const override {
     return inner_.ForEachIdem(now_us, fn);
   }
+  Status ForEachFinished(uint64_t after_id,
+                         const std::function<bool(TaskInfo&&)>& fn) const override {
+    return inner_.ForEachFinished(after_id, fn);
+  }
+  StatusOr<std::optional<protocol::JobInfo>> GetJob(uint64_t id) const override {
+    return inner_.GetJob(id);
+  }
+  Status ForEachOpenJob(const std::function<Status(protocol::JobInfo&&)>& fn) const override {
+    return inner_.ForEachOpenJob(fn);
+  }
   uint64_t MaxTaskId() const override { return inner_.MaxTaskId(); }
   uint64_t Epoch() const override { return inner_.Epoch(); }
 

@@ -29,6 +29,8 @@
 namespace yard::state {
 namespace {
 
+using protocol::JobInfo;
+using protocol::JobState;
 using protocol::TaskInfo;
 using protocol::TaskState;
 using ::testing::ElementsAre;
@@ -98,6 +100,11 @@ TaskInfo Decode(const std::string& value) {
   EXPECT_TRUE(protocol::DecodeBody(value, &t).ok());
   return t;
 }
+JobInfo DecodeJob(const std::string& value) {
+  JobInfo j;
+  EXPECT_TRUE(protocol::DecodeBody(value, &j).ok());
+  return j;
+}
 
 class RocksStoreTest : public ::testing::Test {
  protected:
@@ -121,6 +128,27 @@ class RocksStoreTest : public ::testing::Test {
     t.max_attempts = 3;
     t.finished_us = protocol::IsTerminal(state) ? clock_.WallNow() : 0;
     return t;
+  }
+  JobInfo Job(uint64_t id, JobState state) const {
+    JobInfo j;
+    j.id = id;
+    j.type = "echo";
+    j.split = "lines:1";
+    j.aggregate = "collect";
+    j.state = state;
+    j.parts = 2;
+    j.first_task_id = id + 1;
+    j.result = protocol::IsTerminal(state) ? "r" + std::to_string(id) : "";
+    j.finished_us = protocol::IsTerminal(state) ? clock_.WallNow() : 0;
+    return j;
+  }
+  static std::vector<uint64_t> OpenJobs(const StateStore& s) {
+    std::vector<uint64_t> ids;
+    EXPECT_TRUE(s.ForEachOpenJob([&](JobInfo&& j) {
+                   ids.push_back(j.id);
+                   return Status::Ok();
+                 }).ok());
+    return ids;
   }
   static std::vector<uint64_t> Active(const StateStore& s) {
     std::vector<uint64_t> ids;
@@ -207,15 +235,17 @@ TEST_F(RocksStoreTest, LayoutIsAsDocumented) {
     Batch b;
     b.records = {ready, waiting, Record(9, TaskState::kSucceeded), Record(10, TaskState::kDead)};
     b.idem = {{"key-1", 9, 0x0A0B}};
+    b.jobs = {Job(0x0300, JobState::kRunning)};
     ASSERT_TRUE(s->Commit(b).ok());
   }
   RawDb raw(options_.dir);
-  EXPECT_THAT(raw.families(),
-              UnorderedElementsAre("default", "meta", "ready", "sched", "done", "dead", "idem"));
+  EXPECT_THAT(raw.families(), UnorderedElementsAre("default", "meta", "ready", "sched", "done",
+                                                   "dead", "idem", "jobs"));
   using KV = std::pair<std::string, std::string>;
   EXPECT_THAT(raw.Contents("meta"),
-              ElementsAre(KV{"epoch", Be64(1)}, KV{"max_task_id", Be64(0x0102)},
-                          KV{"program", "yard"}, KV{"schema", std::string("\0\0\0\1", 4)}));
+              ElementsAre(KV{"epoch", Be64(1)}, KV{"max_task_id", Be64(0x0300)},
+                          KV{"program", "yard"}, KV{"schema", std::string("\0\0\0\2", 4)}))
+      << "job ids come from the task id counter";
   const KeyValues ready = raw.Contents("ready");
   ASSERT_EQ(ready.size(), 1u);
   EXPECT_EQ(ready[0].first, "\x03" + Be64(0x0102)) << "[priority u8][id u64 BE]";
@@ -233,6 +263,10 @@ TEST_F(RocksStoreTest, LayoutIsAsDocumented) {
   EXPECT_EQ(dead[0].first, Be64(10));
   EXPECT_EQ(Decode(dead[0].second).payload, "p10") << "dead letters keep it";
   EXPECT_THAT(raw.Contents("idem"), ElementsAre(KV{"key-1", Be64(9) + Be64(0x0A0B)}));
+  const KeyValues jobs = raw.Contents("jobs");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].first, Be64(0x0300)) << "[id u64 BE]";
+  EXPECT_EQ(DecodeJob(jobs[0].second).first_task_id, 0x0301u);
   EXPECT_TRUE(raw.Contents("default").empty());
 }
 
@@ -363,14 +397,91 @@ TEST_F(RocksStoreTest, RefusesANewerSchema) {
   Open().reset();
   {
     RawDb raw(options_.dir);
-    raw.Put("meta", "schema", std::string("\0\0\0\2", 4));  // as a newer Yard would write it
+    raw.Put("meta", "schema", std::string("\0\0\0\3", 4));  // as a newer Yard would write it
   }
   auto s = RocksStore::Open(options_, clock_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.status().message(),
-              HasSubstr(options_.dir + " was written by a newer Yard (schema 2); this build "
-                                       "reads schema 1"));
+              HasSubstr(options_.dir + " was written by a newer Yard (schema 3); this build "
+                                       "reads schema 2"));
+  RawDb after(options_.dir);
+  EXPECT_EQ(after.Contents("meta")[0], std::make_pair(std::string("epoch"), Be64(1)))
+      << "the epoch is not bumped";
+}
+
+TEST_F(RocksStoreTest, RefusesASchemaRecordOfNoVersion) {
+  Open().reset();
+  {
+    RawDb raw(options_.dir);
+    raw.Put("meta", "schema", std::string("\0\0\0\0", 4));
+  }
+  auto s = RocksStore::Open(options_, clock_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(s.status().message(), HasSubstr("damaged schema record"));
+}
+
+// Schema 1 (before jobs): the families and metadata an earlier Yard wrote, with one ready task
+// (6) and one finished task (7); `jobs_family`: an upgrade that stopped after creating `jobs`.
+void WriteSchema1Store(const std::string& dir, int64_t now, bool jobs_family) {
+  std::vector<std::string> families = {"default", "meta", "ready", "sched", "done", "dead", "idem"};
+  if (jobs_family) families.push_back("jobs");
+  RawDb v1(dir, families);
+  v1.Put("meta", "program", "yard");
+  v1.Put("meta", "schema", std::string("\0\0\0\1", 4));
+  v1.Put("meta", "max_task_id", Be64(7));
+  v1.Put("meta", "epoch", Be64(3));
+  TaskInfo ready;
+  ready.id = 6;
+  ready.type = "echo";
+  ready.payload = "p6";
+  v1.Put("ready", std::string(1, '\5') + Be64(6), protocol::EncodeBody(ready));
+  TaskInfo done = ready;
+  done.id = 7;
+  done.payload.clear();
+  done.state = TaskState::kSucceeded;
+  done.result = "r7";
+  done.finished_us = now;
+  v1.Put("done", Be64(7), protocol::EncodeBody(done));
+}
+
+TEST_F(RocksStoreTest, UpgradesASchema1Store) {
+  for (const bool jobs_family : {false, true}) {
+    SCOPED_TRACE(jobs_family ? "upgrade cut short before" : "schema 1");
+    std::filesystem::remove_all(options_.dir);
+    WriteSchema1Store(options_.dir, clock_.WallNow(), jobs_family);
+    {
+      auto s = Open();
+      ASSERT_NE(s, nullptr);
+      EXPECT_EQ(s->Epoch(), 4u);
+      EXPECT_EQ(s->MaxTaskId(), 7u);
+      EXPECT_THAT(Active(*s), ElementsAre(6));
+      EXPECT_EQ((*s->Get(6))->payload, "p6");
+      EXPECT_EQ((*s->Get(7))->result, "r7");
+      EXPECT_EQ(*s->CountKeys("jobs"), 0u);
+      EXPECT_THAT(OpenJobs(*s), ElementsAre());
+      Batch b;
+      b.jobs = {Job(8, JobState::kRunning)};
+      ASSERT_TRUE(s->Commit(b).ok());
+      EXPECT_EQ(s->MaxTaskId(), 8u);
+    }
+    {
+      RawDb raw(options_.dir);
+      EXPECT_THAT(raw.families(), UnorderedElementsAre("default", "meta", "ready", "sched", "done",
+                                                       "dead", "idem", "jobs"));
+      const KeyValues meta = raw.Contents("meta");
+      const auto schema = std::find_if(meta.begin(), meta.end(),
+                                       [](const auto& kv) { return kv.first == "schema"; });
+      ASSERT_NE(schema, meta.end());
+      EXPECT_EQ(schema->second, std::string("\0\0\0\2", 4)) << "the upgrade is recorded";
+    }
+    auto s = Open();
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->Epoch(), 5u);
+    EXPECT_THAT(OpenJobs(*s), ElementsAre(8));
+    EXPECT_EQ(s->MaxTaskId(), 8u);
+  }
 }
 
 TEST_F(RocksStoreTest, ReadsTheWideSchemaRecordOfEarlierStores) {
@@ -382,6 +493,71 @@ TEST_F(RocksStoreTest, ReadsTheWideSchemaRecordOfEarlierStores) {
   auto s = Open();
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->Epoch(), 2u);
+}
+
+TEST_F(RocksStoreTest, ReopenKeepsJobsAndTheirIds) {
+  {
+    auto s = Open();
+    Batch b;
+    b.records = {Record(1, TaskState::kQueued)};
+    b.jobs = {Job(30, JobState::kRunning), Job(20, JobState::kSucceeded),
+              Job(25, JobState::kReducing)};
+    b.jobs[2].reduce_task_id = 29;
+    ASSERT_TRUE(s->Commit(b).ok());
+  }
+  auto s = Open();
+  EXPECT_EQ(s->MaxTaskId(), 30u) << "a new task must not take a job's id";
+  EXPECT_THAT(OpenJobs(*s), ElementsAre(25, 30));
+  EXPECT_EQ((*s->GetJob(20))->result, "r20");
+  EXPECT_EQ((*s->GetJob(25))->reduce_task_id, 29u);
+  EXPECT_EQ((*s->GetJob(30))->state, JobState::kRunning);
+  EXPECT_THAT(Active(*s), ElementsAre(1));
+}
+
+TEST_F(RocksStoreTest, ACorruptJobRecordIsDataLoss) {
+  {
+    auto s = Open();
+    Batch b;
+    b.jobs = {Job(1, JobState::kRunning)};
+    ASSERT_TRUE(s->Commit(b).ok());
+  }
+  {
+    RawDb raw(options_.dir);
+    raw.Put("jobs", Be64(2), "\x93\x01");  // an array of 3 with one element
+  }
+  auto s = Open();
+  auto got = s->GetJob(2);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(got.status().message(), HasSubstr("corrupt record in jobs"));
+  EXPECT_TRUE((*s->GetJob(1)).has_value());
+  const Status st = s->ForEachOpenJob([](JobInfo&&) { return Status::Ok(); });
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss) << "recovery does not skip a record it cannot read";
+}
+
+TEST_F(RocksStoreTest, ListsFinishedTasksAcrossTheirFamiliesAfterAReopen) {
+  {
+    auto s = Open();
+    Batch b;
+    for (uint64_t id = 1; id <= 40; ++id) {
+      b.records.push_back(Record(id, id % 3 == 0   ? TaskState::kDead
+                                     : id % 3 == 1 ? TaskState::kSucceeded
+                                                   : TaskState::kQueued));
+    }
+    ASSERT_TRUE(s->Commit(b).ok());
+  }
+  auto s = Open();
+  std::vector<uint64_t> ids;
+  std::vector<TaskState> states;
+  ASSERT_TRUE(s->ForEachFinished(30, [&](TaskInfo&& t) {
+                 ids.push_back(t.id);
+                 states.push_back(t.state);
+                 return true;
+               }).ok());
+  EXPECT_THAT(ids, ElementsAre(31, 33, 34, 36, 37, 39, 40));
+  EXPECT_THAT(states, ElementsAre(TaskState::kSucceeded, TaskState::kDead, TaskState::kSucceeded,
+                                  TaskState::kDead, TaskState::kSucceeded, TaskState::kDead,
+                                  TaskState::kSucceeded));
 }
 
 TEST_F(RocksStoreTest, ASecondOpenOfTheSameDirectoryIsRefused) {
@@ -472,6 +648,26 @@ TEST_F(RocksStoreTest, CompactionRemovesExpiredResultsAndKeys) {
   s.reset();
   s = Open();
   EXPECT_EQ(s->MaxTaskId(), 101u) << "ids are never reused";
+}
+
+TEST_F(RocksStoreTest, CompactionRemovesExpiredJobsButNotOpenOnes) {
+  auto s = Open();
+  Batch b;
+  for (uint64_t id = 1; id <= 50; ++id) b.jobs.push_back(Job(id, JobState::kSucceeded));
+  b.jobs.push_back(Job(51, JobState::kRunning));
+  b.jobs.push_back(Job(52, JobState::kReducing));
+  ASSERT_TRUE(s->Commit(b).ok());
+  ASSERT_TRUE(s->CompactNow().ok());
+  EXPECT_EQ(*s->CountKeys("jobs"), 52u) << "nothing is old yet";
+  clock_.Advance(options_.result_ttl + kSeconds);
+  EXPECT_FALSE((*s->GetJob(1)).has_value()) << "hidden from GetJob before compaction";
+  EXPECT_EQ(*s->CountKeys("jobs"), 52u) << "but only compaction removes them";
+  ASSERT_TRUE(s->CompactNow().ok());
+  EXPECT_EQ(*s->CountKeys("jobs"), 2u);
+  EXPECT_THAT(OpenJobs(*s), ElementsAre(51, 52));
+  s.reset();
+  s = Open();
+  EXPECT_EQ(s->MaxTaskId(), 52u) << "ids are never reused";
 }
 
 // A file system whose writable files fail while `fail` is set, as a full disk (ENOSPC: RocksDB's
