@@ -1,7 +1,9 @@
 #include "worker/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
+#include <utility>
 
 namespace yard::worker {
 
@@ -45,6 +47,52 @@ std::vector<Job> Executor::TakeQueued() {
   return out;
 }
 
+CancelCounts Executor::Cancel(size_t link, const std::vector<protocol::TaskRef>& refs) {
+  CancelCounts counts;
+  if (refs.empty()) return counts;
+  std::vector<Key> keys;
+  keys.reserve(refs.size());
+  for (const auto& r : refs) keys.push_back({link, r.id, r.attempt});
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  auto wanted = [&](const Job& j) {
+    return j.link == link &&
+           std::binary_search(keys.begin(), keys.end(), Key{link, j.task.id, j.task.attempt});
+  };
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    for (const Key& k : keys) {
+      auto [first, last] = running_.equal_range(k);
+      for (auto it = first; it != last; ++it) {
+        it->second->cancelled_.store(true, std::memory_order_relaxed);
+        ++counts.flagged;
+      }
+    }
+    if (std::any_of(queue_.begin(), queue_.end(), wanted)) {
+      const bool first_done = done_.empty();
+      std::deque<Job> kept;
+      for (auto& j : queue_) {
+        if (!wanted(j)) {
+          kept.push_back(std::move(j));
+          continue;
+        }
+        protocol::ResultMsg r;
+        r.id = j.task.id;
+        r.attempt = j.task.attempt;
+        r.outcome = protocol::Outcome::kCancelled;
+        r.error = "cancelled before start";
+        done_.push_back({j.link, std::move(r)});
+        ++counts.skipped;
+      }
+      queue_.swap(kept);
+      wake = first_done;
+    }
+  }
+  if (wake) on_done_();
+  return counts;
+}
+
 void Executor::TakeDone(std::vector<Done>* out) {
   std::lock_guard lock(mu_);
   if (out->empty()) {
@@ -55,15 +103,43 @@ void Executor::TakeDone(std::vector<Done>* out) {
   }
 }
 
-void Executor::TakeLateStarts(std::vector<LateStart>* out) {
+void Executor::TakeRenewals(std::vector<Renewal>* out) {
   std::lock_guard lock(mu_);
-  for (auto& l : late_) out->push_back(l);
-  late_.clear();
+  for (const auto& [key, lease_ms] : renewals_) {
+    out->push_back({key.link, {key.id, key.attempt}, lease_ms});
+    auto [first, last] = running_.equal_range(key);
+    for (auto it = first; it != last; ++it) it->second->pending_ms_.store(0);
+  }
+  renewals_.clear();
 }
 
 size_t Executor::busy() const {
   std::lock_guard lock(mu_);
-  return queue_.size() + running_;
+  return queue_.size() + running_.size();
+}
+
+bool Executor::AddRenewalLocked(const Execution& execution, uint32_t lease_ms) {
+  const bool first = renewals_.empty();
+  renewals_[execution.key_] = lease_ms;
+  execution.pending_ms_.store(lease_ms);
+  return first;
+}
+
+void Executor::RequestRenewal(const Execution& execution, uint32_t lease_ms) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    wake = AddRenewalLocked(execution, lease_ms);
+  }
+  if (wake) on_done_();
+}
+
+void Executor::Execution::Extend(uint32_t lease_ms) const {
+  // A lease of 0 would expire the task at once: never what a handler means.
+  if (lease_ms == 0) return;
+  // The same lease is already waiting to be sent: this call is covered by that EXTEND.
+  if (pending_ms_.load() == lease_ms) return;
+  executor_.RequestRenewal(*this, lease_ms);
 }
 
 void Executor::Loop() {
@@ -73,20 +149,20 @@ void Executor::Loop() {
     if (stop_.load()) return;
     Job job = std::move(queue_.front());
     queue_.pop_front();
-    ++running_;
+    Execution execution(*this, {job.link, job.task.id, job.task.attempt});
+    const auto entry = running_.emplace(execution.key_, &execution);
     // The master's lease started when it sent the task; a prefetched task may have waited
     // here most of it. Ask for a fresh lease so the lease bounds run time, not queue time.
     bool wake = false;
     const Micros waited = clock_.Now() - job.received;
     if (waited > Micros{job.task.lease_ms} * kMillis / 4) {
-      wake = late_.empty();
-      late_.push_back({job.link, {job.task.id, job.task.attempt}, job.task.lease_ms});
+      wake = AddRenewalLocked(execution, job.task.lease_ms);
     }
     lock.unlock();
     if (wake) on_done_();
-    Done done{job.link, Run(job.task)};
+    Done done{job.link, Run(job.task, execution)};
     lock.lock();
-    --running_;
+    running_.erase(entry);
     const bool first = done_.empty();
     done_.push_back(std::move(done));
     // One wake-up per burst: the I/O thread takes everything that finished meanwhile.
@@ -98,7 +174,7 @@ void Executor::Loop() {
   }
 }
 
-protocol::ResultMsg Executor::Run(const protocol::TaskMsg& task) const {
+protocol::ResultMsg Executor::Run(const protocol::TaskMsg& task, const Execution& execution) const {
   protocol::ResultMsg r;
   r.id = task.id;
   r.attempt = task.attempt;
@@ -108,7 +184,8 @@ protocol::ResultMsg Executor::Run(const protocol::TaskMsg& task) const {
     r.outcome = protocol::Outcome::kFailPermanent;
     r.error = "no handler for type '" + task.type + "' on this worker";
   } else {
-    TaskContext ctx{task.id, task.attempt, task.type, task.payload, &stop_};
+    const TaskContext ctx{task.id, task.attempt,  task.type, task.payload,
+                          &stop_,  task.lease_ms, &execution};
     try {
       StatusOr<std::string> out = (*h)(ctx);
       if (out.ok()) {
@@ -125,6 +202,10 @@ protocol::ResultMsg Executor::Run(const protocol::TaskMsg& task) const {
     } catch (...) {
       r.outcome = protocol::Outcome::kFailRetry;
       r.error = "handler threw a non-standard exception";
+    }
+    // A handler that gave up after CANCEL_TASKS did not fail: the master ended the task.
+    if (r.outcome != protocol::Outcome::kOk && execution.Cancelled()) {
+      r.outcome = protocol::Outcome::kCancelled;
     }
   }
   r.duration_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(

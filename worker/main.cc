@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("--handlers", only, "run only these task types (default: all built-ins)")
       ->delimiter(',');
-  app.add_option("--tag", o.tags, "tag announced to the master (repeatable)");
+  app.add_option("--tag", o.tags,
+                 "tag announced to the master, which runs a task only on workers with all of "
+                 "its requirements (repeatable; at most 32 tags, each 1..64 bytes of "
+                 "A-Z a-z 0-9 . _ -)");
   app.add_option("--drain-timeout", drain,
                  "on SIGTERM, how long running tasks may take before the worker leaves")
       ->capture_default_str();
@@ -57,6 +60,10 @@ int main(int argc, char** argv) {
       std::cerr << "yard-worker: --handlers: " << st.message() << "\n";
       return 2;
     }
+  }
+  if (auto st = yard::worker::ValidateTags(o.tags); !st.ok()) {
+    std::cerr << "yard-worker: --tag: " << st.message() << "\n";
+    return 2;
   }
   auto d = yard::ParseDuration(drain);
   if (!d.ok()) {

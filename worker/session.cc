@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdio>
 #include <random>
 #include <utility>
 
@@ -23,6 +25,7 @@ constexpr uint32_t kCreditPerThread = 128;
 constexpr Micros kFirstBackoff = 100 * kMillis;
 constexpr Micros kMaxBackoff = 5 * kSeconds;
 constexpr size_t kMaxResultsPerMessage = 1024;
+constexpr size_t kMaxRefsPerMessage = 4096;  // EXTEND refs: about 14 bytes each
 constexpr int kMaxMessagesPerTurn = 256;
 
 std::string Hostname() {
@@ -31,6 +34,31 @@ std::string Hostname() {
   return buf;
 }
 }  // namespace
+
+Status ValidateTags(const std::vector<std::string>& tags) {
+  if (tags.size() > kMaxTags) {
+    return InvalidArgument(std::to_string(tags.size()) + " tags; at most " +
+                           std::to_string(kMaxTags) + " are allowed");
+  }
+  for (const auto& t : tags) {
+    if (t.empty()) return InvalidArgument("a tag may not be empty");
+    if (t.size() > kMaxTagBytes) {
+      return InvalidArgument("tag '" + t.substr(0, 16) + "...' is " + std::to_string(t.size()) +
+                             " bytes; at most " + std::to_string(kMaxTagBytes) + " are allowed");
+    }
+    for (size_t i = 0; i < t.size(); ++i) {
+      const char c = t[i];
+      const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
+      if (ok) continue;
+      char shown[8];
+      std::snprintf(shown, sizeof(shown), "0x%02x", static_cast<unsigned char>(c));
+      return InvalidArgument("tag '" + t.substr(0, i) + "...' has byte " + shown + " at offset " +
+                             std::to_string(i) + "; tags use only A-Z a-z 0-9 . _ -");
+    }
+  }
+  return Status::Ok();
+}
 
 Session::Session(const WorkerOptions& options, transport::Context& ctx,
                  const HandlerRegistry& registry, const Clock& clock)
@@ -149,17 +177,31 @@ void Session::SendResults(Link& l, std::vector<protocol::ResultMsg> results, uin
 }
 
 void Session::CollectDone(Micros now) {
-  std::vector<LateStart> late;
-  executor_.TakeLateStarts(&late);
+  std::vector<Renewal> renewals;
+  executor_.TakeRenewals(&renewals);
   std::map<std::pair<size_t, uint32_t>, protocol::Extend> extends;  // by link and lease
-  for (const auto& s : late) {
-    auto& e = extends[{s.link, s.lease_ms}];
-    e.lease_ms = s.lease_ms;
-    e.refs.push_back(s.ref);
+  for (const auto& r : renewals) {
+    auto& e = extends[{r.link, r.lease_ms}];
+    e.lease_ms = r.lease_ms;
+    e.refs.push_back(r.ref);
   }
   for (const auto& [key, e] : extends) {
+    // A renewal for a link that is not joined is dropped: the master that gave the lease no
+    // longer knows this connection, and a handler that keeps extending asks again later.
     Link& l = links_[key.first];
-    if (l.phase == Phase::kActive) Send(l, e, now);
+    if (l.phase != Phase::kActive) continue;
+    if (e.refs.size() <= kMaxRefsPerMessage) {
+      Send(l, e, now);
+      continue;
+    }
+    for (size_t i = 0; i < e.refs.size(); i += kMaxRefsPerMessage) {
+      protocol::Extend part;
+      part.lease_ms = e.lease_ms;
+      part.refs.assign(e.refs.begin() + static_cast<std::ptrdiff_t>(i),
+                       e.refs.begin() + static_cast<std::ptrdiff_t>(
+                                            std::min(e.refs.size(), i + kMaxRefsPerMessage)));
+      Send(l, part, now);
+    }
   }
   std::vector<Done> done;
   executor_.TakeDone(&done);
@@ -274,6 +316,16 @@ Status Session::HandleMessage(size_t index, transport::Frames& frames, Micros no
     }
     case Command::kHeartbeat:
       return Status::Ok();
+    case Command::kCancelTasks: {
+      protocol::CancelTasks c;
+      if (Status st = protocol::DecodeBody(body, &c); !st.ok()) return bad(st);
+      // Cancelled queued tasks come back through CollectDone as `cancelled` results, with
+      // their credit, like any other result.
+      const CancelCounts counts = executor_.Cancel(index, c.refs);
+      spdlog::debug("master {}: CANCEL_TASKS of {}: {} skipped before start, {} running flagged",
+                    l.endpoint, c.refs.size(), counts.skipped, counts.flagged);
+      return Status::Ok();
+    }
     case Command::kDisconnect: {
       protocol::Disconnect d;
       if (Status st = protocol::DecodeBody(body, &d); !st.ok()) return bad(st);
@@ -325,6 +377,7 @@ void Session::Timers(Micros now) {
 }
 
 Status Session::Run() {
+  RETURN_IF_ERROR(ValidateTags(options_.tags));
   executor_.Start();
   Micros drain_deadline = 0;
   while (true) {

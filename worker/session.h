@@ -1,7 +1,8 @@
 // Session: a worker's I/O side. One thread (the caller of Run) owns one DEALER per master and
 // speaks the worker protocol (docs/protocol.md): HELLO/WELCOME, credit, heartbeats, results
 // kept until ACKed and resent after every new WELCOME, reconnection with exponential back-off.
-// Tasks run on the Executor's threads.
+// Tasks run on the Executor's threads. CANCEL_TASKS skips queued tasks and flags running ones;
+// lease renewals (late starts, TaskContext::Extend) leave as EXTEND.
 #pragma once
 
 #include <atomic>
@@ -24,8 +25,15 @@ struct WorkerOptions {
   uint32_t threads = 2;
   uint32_t credit = 0;  // tasks prefetched per master; 0: 128 per thread
   Micros drain_timeout = 30 * kSeconds;
-  std::vector<std::string> tags;
+  std::vector<std::string> tags;  // announced in HELLO; see ValidateTags
 };
+
+constexpr size_t kMaxTags = 32;
+constexpr size_t kMaxTagBytes = 64;
+
+// kInvalidArgument naming the first bad tag unless there are at most kMaxTags tags, each
+// 1..kMaxTagBytes bytes of [A-Za-z0-9._-].
+Status ValidateTags(const std::vector<std::string>& tags);
 
 class Session {
  public:
@@ -36,7 +44,8 @@ class Session {
 
   // Serves until Stop(), then drains: tasks not started are released back to the master,
   // running ones finish (up to drain_timeout), results are delivered, and each master gets
-  // DISCONNECT. Returns an error only for a fatal condition (e.g. a duplicate worker id).
+  // DISCONNECT. Returns an error only for a fatal condition (a duplicate worker id, or
+  // options.tags failing ValidateTags).
   Status Run();
   // Thread-safe and async-signal-safe.
   void Stop();

@@ -27,15 +27,42 @@ StatusOr<uint64_t> ParseCount(std::string_view s, std::string_view what, uint64_
   return v;
 }
 
+// Longest a sleeping handler goes without looking at its cancel and stop flags.
+constexpr auto kPollInterval = std::chrono::milliseconds(10);
+
+// Sleeps `ms`, waking every kPollInterval to look at the flags, and every `extend_every`
+// (if non-zero) to renew the lease. Cancelled: a permanent error (the master already ended the
+// task). Stopping: a retryable one (the task did not fail; another worker may run it).
+Status SleepFor(const TaskContext& ctx, uint64_t ms, std::chrono::milliseconds extend_every) {
+  using SteadyClock = std::chrono::steady_clock;
+  const auto until = SteadyClock::now() + std::chrono::milliseconds(ms);
+  auto next_extend = SteadyClock::now() + extend_every;
+  while (true) {
+    if (ctx.Cancelled()) return FailedPrecondition("cancelled");
+    if (ctx.Stopping()) return Cancelled("worker stopping");
+    auto now = SteadyClock::now();
+    if (now >= until) return Status::Ok();
+    if (extend_every.count() > 0 && now >= next_extend) {
+      ctx.Extend(ctx.lease_ms);
+      next_extend = now + extend_every;
+    }
+    auto wake = std::min<SteadyClock::time_point>(until, now + kPollInterval);
+    if (extend_every.count() > 0) wake = std::min(wake, next_extend);
+    std::this_thread::sleep_until(wake);
+  }
+}
+
 StatusOr<std::string> Sleep(const TaskContext& ctx) {
   ASSIGN_OR_RETURN(uint64_t ms, ParseCount(ctx.payload, "sleep", 0, kMaxSleepMs));
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < until) {
-    if (ctx.Stopping()) return Cancelled("worker stopping");
-    const auto left = until - std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
-  }
+  RETURN_IF_ERROR(SleepFor(ctx, ms, std::chrono::milliseconds(0)));
+  return std::string(ctx.payload);
+}
+
+// Like sleep, but renews its lease every third of it, so it may sleep past its timeout.
+StatusOr<std::string> SleepExtend(const TaskContext& ctx) {
+  ASSIGN_OR_RETURN(uint64_t ms, ParseCount(ctx.payload, "sleep-extend", 0, kMaxSleepMs));
+  const auto every = std::chrono::milliseconds(ctx.lease_ms / 3 > 0 ? ctx.lease_ms / 3 : 1);
+  RETURN_IF_ERROR(SleepFor(ctx, ms, ctx.lease_ms > 0 ? every : std::chrono::milliseconds(0)));
   return std::string(ctx.payload);
 }
 
@@ -47,7 +74,10 @@ StatusOr<std::string> Cpu(const TaskContext& ctx) {
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    if ((i & 0xFFFFF) == 0 && ctx.Stopping()) return Cancelled("worker stopping");
+    if ((i & 0xFFFFF) == 0) {
+      if (ctx.Cancelled()) return FailedPrecondition("cancelled");
+      if (ctx.Stopping()) return Cancelled("worker stopping");
+    }
   }
   return std::to_string(x * 0x2545F4914F6CDD1Dull);
 }
@@ -144,6 +174,7 @@ void RegisterBuiltinHandlers(HandlerRegistry& r) {
     return std::string(ctx.payload);
   }));
   must(r.Register("sleep", Sleep));
+  must(r.Register("sleep-extend", SleepExtend));
   must(r.Register("cpu", Cpu));
   must(r.Register("fail", Fail));
   must(r.Register("telemetry.stats", TelemetryStats));

@@ -1,6 +1,8 @@
 // The handlers every yard-worker ships with (see docs/handlers.md):
 //   echo                 output = payload
-//   sleep                payload: milliseconds (decimal); sleeps, output = payload
+//   sleep                payload: milliseconds (decimal); sleeps, output = payload; returns
+//                        within ~10 ms of a cancel (permanent error) or a stop (retry)
+//   sleep-extend         as sleep, renewing its lease every third of it (may outlive its timeout)
 //   cpu                  payload: iterations (decimal, default 1000); busy work, output = checksum
 //   fail                 always fails; payload "permanent" fails without retry
 //   telemetry.stats      payload: JSON array of numbers (or objects with "value");

@@ -10,9 +10,15 @@
 // kFailedPrecondition, kNotFound, kPermissionDenied and kUnimplemented are permanent (the task
 // fails at once); every other code asks for a retry (until the task's max_attempts).
 // Handlers run on executor threads, several at once: they must be thread-safe.
+//
+// A long handler looks at ctx.Cancelled() (the master cancelled this execution) and
+// ctx.Stopping() (the worker is shutting down) and returns early, and calls
+// ctx.Extend(ctx.lease_ms) well within each lease so that the master does not take the task
+// back while it still runs.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -23,6 +29,18 @@
 
 namespace yard::worker {
 
+// The executor's side of one running execution, reached through TaskContext. Thread-safe:
+// the handler's thread calls it while the worker's I/O thread cancels or renews.
+class TaskControl {
+ public:
+  virtual ~TaskControl() = default;
+  // True once the master has cancelled this execution.
+  virtual bool Cancelled() const = 0;
+  // Asks the master for a new lease of `lease_ms`, counted from when it gets the request.
+  // Calls made before the worker sends the request are coalesced into one.
+  virtual void Extend(uint32_t lease_ms) const = 0;
+};
+
 struct TaskContext {
   uint64_t id = 0;
   uint32_t attempt = 0;
@@ -30,7 +48,21 @@ struct TaskContext {
   std::string_view payload;
   // Set when the worker is shutting down hard; long handlers should check it and return.
   const std::atomic<bool>* stop = nullptr;
+  // The lease the master gave this execution (0: unknown, e.g. a handler called directly).
+  uint32_t lease_ms = 0;
+  // Cancel flag and lease renewal; nullptr outside an executor (never cancelled, Extend does
+  // nothing). Owned by the executor, alive while the handler runs.
+  const TaskControl* control = nullptr;
+
   bool Stopping() const { return stop && stop->load(std::memory_order_relaxed); }
+  // The master cancelled this execution: return soon. An error returned now is reported as
+  // `cancelled`; a success is still reported as `ok` (and ignored by the master).
+  bool Cancelled() const { return control && control->Cancelled(); }
+  // Renews this execution's lease (see TaskControl::Extend). Cheap: call it as often as
+  // convenient, e.g. every third of the lease.
+  void Extend(uint32_t new_lease_ms) const {
+    if (control) control->Extend(new_lease_ms);
+  }
 };
 
 using Handler = std::function<StatusOr<std::string>(const TaskContext&)>;

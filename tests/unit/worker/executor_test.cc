@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/fakes/fake_clock.h"
+#include "worker/handlers/builtin.h"
 #include "worker/handlers/registry.h"
 
 namespace yard::worker {
@@ -89,6 +90,7 @@ class ExecutorTest : public ::testing::Test {
         if (std::chrono::steady_clock::now() > give_up) return DeadlineExceeded("never stopped");
         std::this_thread::yield();
       }
+      if (ctx.Cancelled()) return Internal("a stop is not a cancel");
       return Cancelled("stopping");
     }));
     ok(registry_.Register("context", [](const TaskContext& ctx) -> StatusOr<std::string> {
@@ -277,7 +279,7 @@ TEST_F(ExecutorTest, StopLeavesQueuedJobsForTakeQueued) {
   EXPECT_EQ(done[0].result.id, 1u);
 }
 
-TEST_F(ExecutorTest, ReportsTasksThatStartedLateInTheirLease) {
+TEST_F(ExecutorTest, RenewsTheLeaseOfTasksThatStartedLate) {
   Make(1);
   executor_->Submit({MakeJob(1, "block")});
   ASSERT_TRUE(gate_.WaitArrived(1));
@@ -288,15 +290,15 @@ TEST_F(ExecutorTest, ReportsTasksThatStartedLateInTheirLease) {
   clock_.Advance(251 * kMillis);
   gate_.Open();
   ASSERT_TRUE(WaitForDone(3));
-  std::vector<LateStart> late;
-  executor_->TakeLateStarts(&late);
-  ASSERT_THAT(late, SizeIs(1));
-  EXPECT_EQ(late[0].link, 1u);
-  EXPECT_EQ(late[0].ref, (protocol::TaskRef{2, 3}));
-  EXPECT_EQ(late[0].lease_ms, 1000u);
-  late.clear();
-  executor_->TakeLateStarts(&late);
-  EXPECT_THAT(late, IsEmpty()) << "taken once";
+  std::vector<Renewal> renewals;
+  executor_->TakeRenewals(&renewals);
+  ASSERT_THAT(renewals, SizeIs(1));
+  EXPECT_EQ(renewals[0].link, 1u);
+  EXPECT_EQ(renewals[0].ref, (protocol::TaskRef{2, 3}));
+  EXPECT_EQ(renewals[0].lease_ms, 1000u);
+  renewals.clear();
+  executor_->TakeRenewals(&renewals);
+  EXPECT_THAT(renewals, IsEmpty()) << "taken once";
 }
 
 TEST_F(ExecutorTest, TasksThatStartPromptlyAreNotLate) {
@@ -305,9 +307,173 @@ TEST_F(ExecutorTest, TasksThatStartPromptlyAreNotLate) {
   for (uint64_t id = 1; id <= 10; ++id) jobs.push_back(MakeJob(id, "echo"));
   executor_->Submit(std::move(jobs));
   ASSERT_TRUE(WaitForDone(10));
-  std::vector<LateStart> late;
-  executor_->TakeLateStarts(&late);
-  EXPECT_THAT(late, IsEmpty());
+  std::vector<Renewal> renewals;
+  executor_->TakeRenewals(&renewals);
+  EXPECT_THAT(renewals, IsEmpty());
+}
+
+TEST_F(ExecutorTest, HandlerExtendsBecomeOneRenewalPerExecution) {
+  // Many calls before the I/O thread looks: one renewal, with the latest lease. After it has
+  // taken them, the same lease can be asked for again.
+  ASSERT_TRUE(registry_
+                  .Register("extends",
+                            [this](const TaskContext& ctx) -> StatusOr<std::string> {
+                              for (int i = 0; i < 100; ++i) ctx.Extend(ctx.lease_ms);
+                              ctx.Extend(0);  // ignored: it would expire the task at once
+                              ctx.Extend(ctx.lease_ms * 2);
+                              gate_.Arrive();
+                              if (!gate_.WaitOpen()) return DeadlineExceeded("gate never opened");
+                              ctx.Extend(ctx.lease_ms * 2);
+                              return std::string("extended");
+                            })
+                  .ok());
+  Make(1);
+  executor_->Submit({MakeJob(5, "extends", "", /*link=*/2, /*attempt=*/3, /*lease_ms=*/4000)});
+  ASSERT_TRUE(gate_.WaitArrived(1));
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_GE(wakeups_, 1) << "a renewal wakes the I/O thread";
+  }
+  std::vector<Renewal> renewals;
+  executor_->TakeRenewals(&renewals);
+  ASSERT_THAT(renewals, SizeIs(1));
+  EXPECT_EQ(renewals[0].link, 2u);
+  EXPECT_EQ(renewals[0].ref, (protocol::TaskRef{5, 3}));
+  EXPECT_EQ(renewals[0].lease_ms, 8000u);
+
+  gate_.Open();
+  ASSERT_TRUE(WaitForDone(1));
+  EXPECT_EQ(done_[0].result.outcome, Outcome::kOk);
+  renewals.clear();
+  executor_->TakeRenewals(&renewals);
+  ASSERT_THAT(renewals, SizeIs(1)) << "asked again after the first was taken";
+  EXPECT_EQ(renewals[0].ref, (protocol::TaskRef{5, 3}));
+  EXPECT_EQ(renewals[0].lease_ms, 8000u);
+}
+
+TEST_F(ExecutorTest, HandlersSeeTheirLease) {
+  ASSERT_TRUE(registry_
+                  .Register("lease",
+                            [](const TaskContext& ctx) -> StatusOr<std::string> {
+                              return std::to_string(ctx.lease_ms);
+                            })
+                  .ok());
+  Make(1);
+  executor_->Submit({MakeJob(1, "lease", "", 0, 1, /*lease_ms=*/12345)});
+  ASSERT_TRUE(WaitForDone(1));
+  EXPECT_EQ(done_[0].result.output, "12345");
+}
+
+TEST_F(ExecutorTest, CancelSkipsQueuedJobsAndReportsThemCancelled) {
+  Make(1);
+  executor_->Submit({MakeJob(1, "block")});
+  ASSERT_TRUE(gate_.WaitArrived(1));
+  executor_->Submit({MakeJob(2, "echo", "", /*link=*/0), MakeJob(3, "echo", "", 0, /*attempt=*/2),
+                     MakeJob(2, "echo", "", /*link=*/1), MakeJob(4, "echo")});
+  // (3, 1) is an older attempt, (99, 1) unknown: ignored. (2, 1) only on link 0.
+  const CancelCounts counts = executor_->Cancel(0, {{2, 1}, {3, 1}, {99, 1}, {2, 1}});
+  EXPECT_EQ(counts.skipped, 1u);
+  EXPECT_EQ(counts.flagged, 0u);
+  ASSERT_TRUE(WaitForDone(1)) << "the skipped job is reported at once";
+  ASSERT_THAT(done_, SizeIs(1));
+  EXPECT_EQ(done_[0].link, 0u);
+  EXPECT_EQ(done_[0].result.id, 2u);
+  EXPECT_EQ(done_[0].result.attempt, 1u);
+  EXPECT_EQ(done_[0].result.outcome, Outcome::kCancelled);
+  EXPECT_EQ(done_[0].result.error, "cancelled before start");
+  EXPECT_EQ(executor_->busy(), 4u) << "one running, three still queued";
+
+  gate_.Open();
+  ASSERT_TRUE(WaitForDone(5));
+  ASSERT_THAT(done_, SizeIs(5));
+  for (size_t i = 1; i < done_.size(); ++i) {
+    EXPECT_EQ(done_[i].result.outcome, Outcome::kOk) << done_[i].result.id;
+  }
+  EXPECT_EQ(executor_->busy(), 0u);
+}
+
+TEST_F(ExecutorTest, CancelOfUnknownRefsChangesNothing) {
+  Make(1);
+  EXPECT_EQ(executor_->Cancel(0, {}).skipped, 0u);
+  const CancelCounts counts = executor_->Cancel(3, {{1, 1}, {2, 7}});
+  EXPECT_EQ(counts.skipped, 0u);
+  EXPECT_EQ(counts.flagged, 0u);
+  executor_->Submit({MakeJob(1, "echo", "still runs")});
+  ASSERT_TRUE(WaitForDone(1));
+  EXPECT_EQ(done_[0].result.outcome, Outcome::kOk);
+  EXPECT_EQ(done_[0].result.output, "still runs");
+}
+
+TEST_F(ExecutorTest, CancelFlagsARunningHandlerAndItsErrorIsReportedCancelled) {
+  ASSERT_TRUE(registry_
+                  .Register("until_cancelled",
+                            [this](const TaskContext& ctx) -> StatusOr<std::string> {
+                              gate_.Arrive();
+                              const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+                              while (!ctx.Cancelled()) {
+                                if (std::chrono::steady_clock::now() > give_up) {
+                                  return DeadlineExceeded("never cancelled");
+                                }
+                                if (ctx.Stopping()) return Unavailable("stopping, not cancelled");
+                                std::this_thread::yield();
+                              }
+                              return Unavailable("gave up after the cancel");
+                            })
+                  .ok());
+  Make(2);
+  executor_->Submit({MakeJob(1, "until_cancelled", "", /*link=*/1, /*attempt=*/2)});
+  ASSERT_TRUE(gate_.WaitArrived(1));
+  EXPECT_EQ(executor_->Cancel(0, {{1, 2}}).flagged, 0u) << "another link's task";
+  const CancelCounts counts = executor_->Cancel(1, {{1, 2}});
+  EXPECT_EQ(counts.flagged, 1u);
+  EXPECT_EQ(counts.skipped, 0u);
+  ASSERT_TRUE(WaitForDone(1));
+  EXPECT_EQ(done_[0].result.outcome, Outcome::kCancelled) << "not a retry: the master ended it";
+  EXPECT_THAT(done_[0].result.error, HasSubstr("gave up after the cancel"));
+}
+
+TEST_F(ExecutorTest, ACancelledHandlerThatSucceedsAnywayIsReportedOk) {
+  ASSERT_TRUE(registry_
+                  .Register("finishes",
+                            [this](const TaskContext& ctx) -> StatusOr<std::string> {
+                              gate_.Arrive();
+                              const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+                              while (!ctx.Cancelled()) {
+                                if (std::chrono::steady_clock::now() > give_up) {
+                                  return DeadlineExceeded("never cancelled");
+                                }
+                                std::this_thread::yield();
+                              }
+                              return std::string("done anyway");
+                            })
+                  .ok());
+  Make(1);
+  executor_->Submit({MakeJob(1, "finishes")});
+  ASSERT_TRUE(gate_.WaitArrived(1));
+  EXPECT_EQ(executor_->Cancel(0, {{1, 1}}).flagged, 1u);
+  ASSERT_TRUE(WaitForDone(1));
+  EXPECT_EQ(done_[0].result.outcome, Outcome::kOk);
+  EXPECT_EQ(done_[0].result.output, "done anyway");
+}
+
+TEST_F(ExecutorTest, CancelWakesTheBuiltinSleep) {
+  HandlerRegistry builtins;
+  RegisterBuiltinHandlers(builtins);
+  const Handler sleep = *builtins.Find("sleep");
+  ASSERT_TRUE(registry_
+                  .Register("sleep",
+                            [this, sleep](const TaskContext& ctx) {
+                              gate_.Arrive();
+                              return sleep(ctx);
+                            })
+                  .ok());
+  Make(1);
+  executor_->Submit({MakeJob(1, "sleep", "3600000")});  // an hour
+  ASSERT_TRUE(gate_.WaitArrived(1));
+  EXPECT_EQ(executor_->Cancel(0, {{1, 1}}).flagged, 1u);
+  ASSERT_TRUE(WaitForDone(1)) << "the sleep did not notice the cancel";
+  EXPECT_EQ(done_[0].result.outcome, Outcome::kCancelled);
+  EXPECT_THAT(done_[0].result.error, HasSubstr("cancelled"));
 }
 
 TEST_F(ExecutorTest, TakeDoneAppendsToWhatTheCallerHolds) {

@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +29,7 @@ class BuiltinHandlersTest : public ::testing::Test {
     const Handler* h = registry_.Find(type);
     EXPECT_NE(h, nullptr) << type;
     if (!h) return NotFound(std::string(type));
-    TaskContext ctx{1, 1, type, payload, stop};
+    TaskContext ctx{1, 1, type, payload, stop, 0, nullptr};
     return (*h)(ctx);
   }
 
@@ -52,8 +56,8 @@ class BuiltinHandlersTest : public ::testing::Test {
 };
 
 TEST_F(BuiltinHandlersTest, RegistersTheDocumentedTypes) {
-  EXPECT_THAT(registry_.Types(), ElementsAre("cpu", "echo", "fail", "sleep", "telemetry.stats",
-                                             "telemetry.threshold"));
+  EXPECT_THAT(registry_.Types(), ElementsAre("cpu", "echo", "fail", "sleep", "sleep-extend",
+                                             "telemetry.stats", "telemetry.threshold"));
 }
 
 TEST_F(BuiltinHandlersTest, EchoReturnsThePayload) {
@@ -81,6 +85,134 @@ TEST_F(BuiltinHandlersTest, SleepStopsWhenTheWorkerStops) {
   const std::atomic<bool> stop{true};
   auto out = Run("sleep", "3600000", &stop);  // an hour, cut short at once
   EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
+}
+
+// A TaskControl that records Extend calls and cancels after `cancel_after` of them (0: never).
+class FakeControl final : public TaskControl {
+ public:
+  explicit FakeControl(size_t cancel_after = 0) : cancel_after_(cancel_after) {}
+  bool Cancelled() const override { return cancelled_.load(); }
+  void Extend(uint32_t lease_ms) const override {
+    std::lock_guard lock(mu_);
+    extends_.push_back(lease_ms);
+    if (cancel_after_ != 0 && extends_.size() >= cancel_after_) cancelled_ = true;
+  }
+  void Cancel() { cancelled_ = true; }
+  std::vector<uint32_t> extends() const {
+    std::lock_guard lock(mu_);
+    return extends_;
+  }
+
+ private:
+  const size_t cancel_after_;
+  mutable std::atomic<bool> cancelled_{false};
+  mutable std::mutex mu_;
+  mutable std::vector<uint32_t> extends_;
+};
+
+class ControlledHandlersTest : public BuiltinHandlersTest {
+ protected:
+  // Runs `type` on its own thread with `control` and a lease. Without `stop`, the fixture's
+  // abort flag stands in for it, so that a handler that misses its cancel still ends.
+  std::future<StatusOr<std::string>> Start(std::string_view type, std::string_view payload,
+                                           const TaskControl& control, uint32_t lease_ms,
+                                           const std::atomic<bool>* stop = nullptr) {
+    const Handler* h = registry_.Find(type);
+    EXPECT_NE(h, nullptr) << type;
+    if (!h) return std::async(std::launch::deferred, [] { return StatusOr<std::string>(""); });
+    if (!stop) stop = &abort_;
+    return std::async(std::launch::async, [=, &control] {
+      return (*h)(TaskContext{7, 2, type, payload, stop, lease_ms, &control});
+    });
+  }
+
+  // The handler's return, or nullopt (and a failure) if it has not returned within 30 s.
+  std::optional<StatusOr<std::string>> Finish(std::future<StatusOr<std::string>>& run) {
+    if (run.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+      ADD_FAILURE() << "the handler did not return";
+      abort_ = true;
+      run.wait();
+      return std::nullopt;
+    }
+    return run.get();
+  }
+
+  std::optional<StatusOr<std::string>> RunWith(std::string_view type, std::string_view payload,
+                                               const TaskControl& control, uint32_t lease_ms,
+                                               const std::atomic<bool>* stop = nullptr) {
+    auto run = Start(type, payload, control, lease_ms, stop);
+    return Finish(run);
+  }
+
+  std::atomic<bool> abort_{false};
+};
+
+TEST_F(ControlledHandlersTest, SleepReturnsAPermanentErrorWhenCancelled) {
+  FakeControl control;
+  control.Cancel();
+  auto out = RunWith("sleep", "3600000", control, 1000);  // an hour, cut short at once
+  ASSERT_TRUE(out);
+  ASSERT_FALSE(out->ok());
+  EXPECT_TRUE(IsPermanentFailure(out->status().code())) << out->status().ToString();
+  EXPECT_EQ(out->status().message(), "cancelled");
+}
+
+TEST_F(ControlledHandlersTest, SleepWakesUpWhenCancelledWhileSleeping) {
+  FakeControl control;
+  auto run = Start("sleep", "3600000", control, 1000);
+  EXPECT_EQ(run.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)
+      << "an hour's sleep ended by itself";
+  control.Cancel();
+  auto out = Finish(run);
+  ASSERT_TRUE(out) << "an hour's sleep did not notice the cancel";
+  ASSERT_FALSE(out->ok());
+  EXPECT_EQ(out->status().message(), "cancelled");
+}
+
+TEST_F(ControlledHandlersTest, SleepStoppingIsRetryableAndNotCancelled) {
+  FakeControl control;
+  const std::atomic<bool> stop{true};
+  auto out = RunWith("sleep", "3600000", control, 1000, &stop);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status().code(), StatusCode::kCancelled) << "the task may run elsewhere";
+  EXPECT_FALSE(IsPermanentFailure(out->status().code()));
+}
+
+TEST_F(ControlledHandlersTest, SleepDoesNotRenewItsLease) {
+  FakeControl control;
+  auto out = RunWith("sleep", "30", control, 3);
+  ASSERT_TRUE(out);
+  ASSERT_TRUE(out->ok()) << out->status().ToString();
+  EXPECT_THAT(control.extends(), ::testing::IsEmpty());
+}
+
+TEST_F(ControlledHandlersTest, SleepExtendRenewsItsOwnLeaseUntilCancelled) {
+  // An hour's sleep that can only end through the cancel that its third Extend triggers.
+  FakeControl control(/*cancel_after=*/3);
+  auto out = RunWith("sleep-extend", "3600000", control, 30);
+  ASSERT_TRUE(out);
+  ASSERT_FALSE(out->ok());
+  EXPECT_EQ(out->status().message(), "cancelled");
+  EXPECT_THAT(control.extends(), ElementsAre(30u, 30u, 30u)) << "each asks for the task's lease";
+}
+
+TEST_F(ControlledHandlersTest, SleepExtendReturnsItsPayload) {
+  FakeControl control;
+  auto out = RunWith("sleep-extend", "5", control, 60000);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(**out, "5");
+  EXPECT_EQ(RunOk("sleep-extend", "3"), "3") << "without a lease it just sleeps";
+  EXPECT_EQ(ErrorOf("sleep-extend", "soon"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorOf("sleep-extend", "86400001"), StatusCode::kInvalidArgument);
+}
+
+TEST_F(ControlledHandlersTest, CpuStopsWhenCancelled) {
+  FakeControl control;
+  control.Cancel();
+  auto out = RunWith("cpu", "10000000000", control, 1000);
+  ASSERT_TRUE(out);
+  ASSERT_FALSE(out->ok());
+  EXPECT_EQ(out->status().message(), "cancelled");
 }
 
 TEST_F(BuiltinHandlersTest, CpuIsDeterministic) {
@@ -206,7 +338,7 @@ TEST(HandlerRegistry, RegisterAndFind) {
   EXPECT_EQ(*(*a)(TaskContext{}), "c");
   const Handler* bc = r.Find("b.c");
   ASSERT_NE(bc, nullptr);
-  EXPECT_EQ(*(*bc)(TaskContext{1, 1, "b.c", "", nullptr}), "b.c");
+  EXPECT_EQ(*(*bc)(TaskContext{1, 1, "b.c", "", nullptr, 0, nullptr}), "b.c");
   EXPECT_EQ(r.Find("missing"), nullptr);
   EXPECT_EQ(r.Find(""), nullptr);
   EXPECT_EQ(r.Find("A"), nullptr) << "types are case-sensitive";
@@ -236,7 +368,8 @@ TEST(HandlerRegistry, RestrictKeepsOnlyTheNamedTypes) {
   EXPECT_THAT(r.Types(), ElementsAre("echo", "sleep"));
   EXPECT_EQ(r.Find("cpu"), nullptr);
   ASSERT_NE(r.Find("echo"), nullptr);
-  EXPECT_EQ(*(*r.Find("echo"))(TaskContext{1, 1, "echo", "still works", nullptr}), "still works");
+  EXPECT_EQ(*(*r.Find("echo"))(TaskContext{1, 1, "echo", "still works", nullptr, 0, nullptr}),
+            "still works");
 }
 
 TEST(HandlerRegistry, RestrictToAnUnknownTypeFailsAndChangesNothing) {
@@ -245,7 +378,7 @@ TEST(HandlerRegistry, RestrictToAnUnknownTypeFailsAndChangesNothing) {
   const Status st = r.Restrict({"echo", "resize"});
   EXPECT_EQ(st.code(), StatusCode::kNotFound);
   EXPECT_THAT(st.message(), HasSubstr("resize"));
-  EXPECT_THAT(r.Types(), ::testing::SizeIs(6));
+  EXPECT_THAT(r.Types(), ::testing::SizeIs(7));
 }
 
 TEST(HandlerRegistry, PermanentFailuresAreTheDocumentedCodes) {
@@ -259,9 +392,30 @@ TEST(HandlerRegistry, PermanentFailuresAreTheDocumentedCodes) {
   }
 }
 
+TEST(TaskContext, WithoutAControlItIsNeverCancelledAndExtendIsHarmless) {
+  const TaskContext ctx{1, 1, "t", "", nullptr, 1000, nullptr};
+  EXPECT_FALSE(ctx.Cancelled());
+  ctx.Extend(1000);
+  EXPECT_FALSE(TaskContext{}.Cancelled());
+}
+
+TEST(TaskContext, CancelledAndStoppingAreSeparate) {
+  std::atomic<bool> stop{true};
+  FakeControl control;
+  const TaskContext ctx{1, 1, "t", "", &stop, 1000, &control};
+  EXPECT_TRUE(ctx.Stopping());
+  EXPECT_FALSE(ctx.Cancelled()) << "stopping is not a cancel";
+  stop = false;
+  control.Cancel();
+  EXPECT_TRUE(ctx.Cancelled());
+  EXPECT_FALSE(ctx.Stopping());
+  ctx.Extend(2500);
+  EXPECT_THAT(control.extends(), ElementsAre(2500u));
+}
+
 TEST(TaskContext, StoppingReflectsTheFlag) {
   std::atomic<bool> stop{false};
-  TaskContext ctx{1, 1, "t", "", &stop};
+  TaskContext ctx{1, 1, "t", "", &stop, 0, nullptr};
   EXPECT_FALSE(ctx.Stopping());
   stop = true;
   EXPECT_TRUE(ctx.Stopping());
