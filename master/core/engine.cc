@@ -1,6 +1,7 @@
 #include "master/core/engine.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace yard::core {
 
@@ -17,6 +18,30 @@ constexpr size_t kMaxHandlers = 256;
 constexpr uint32_t kMaxCredit = 1u << 20;
 constexpr uint32_t kMaxLeaseMs = 24u * 3600 * 1000;
 constexpr size_t kMaxIdempotencyKeyLength = 256;
+constexpr size_t kMaxRequirements = 16;
+constexpr size_t kMaxTagLength = 64;
+constexpr size_t kMaxWorkerTags = 32;
+constexpr size_t kMaxRoutes = 10000;
+constexpr uint64_t kMaxDelayMs = 366ull * 24 * 3600 * 1000;  // a year
+
+bool IsSubset(const std::vector<std::string>& needed, const std::vector<std::string>& have) {
+  return std::includes(have.begin(), have.end(), needed.begin(), needed.end());
+}
+
+std::vector<std::string> SortedUnique(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+std::string RouteKey(const std::string& type, const std::vector<std::string>& requirements) {
+  std::string key = type;
+  for (const auto& r : requirements) {
+    key += '\x1f';
+    key += r;
+  }
+  return key;
+}
 }  // namespace
 
 Status EngineConfig::Validate() const {
@@ -34,6 +59,8 @@ Status EngineConfig::Validate() const {
     return InvalidArgument("retry back-off must be >= 0 and at most its maximum");
   }
   if (idempotency_ttl <= 0) return InvalidArgument("idempotency TTL must be > 0");
+  if (aging < 0) return InvalidArgument("priority aging must be >= 0");
+  if (max_job_tasks == 0) return InvalidArgument("max_job_tasks must be > 0");
   return Status::Ok();
 }
 
@@ -45,8 +72,8 @@ Engine::Engine(const EngineConfig& config)
 
 // ------------------------------------------------------------------ clients
 
-Status Engine::ValidateSpec(const TaskSpec& s, size_t i) const {
-  const std::string where = "task " + std::to_string(i) + ": ";
+Status Engine::ValidateSpec(const TaskSpec& s, const std::string& where, Now now,
+                            bool check_payload) const {
   if (s.type.empty()) return InvalidArgument(where + "type is empty");
   if (s.type.size() > kMaxTypeLength) {
     return InvalidArgument(where + "type is longer than " + std::to_string(kMaxTypeLength));
@@ -58,7 +85,7 @@ Status Engine::ValidateSpec(const TaskSpec& s, size_t i) const {
     return InvalidArgument(where + "priority " + std::to_string(s.priority) +
                            " is out of range 0..9");
   }
-  if (s.payload.size() > config_.max_payload_bytes) {
+  if (check_payload && s.payload.size() > config_.max_payload_bytes) {
     return InvalidArgument(where + "payload of " + std::to_string(s.payload.size()) +
                            " bytes is over the limit of " +
                            std::to_string(config_.max_payload_bytes));
@@ -67,6 +94,29 @@ Status Engine::ValidateSpec(const TaskSpec& s, size_t i) const {
   if (s.idempotency_key.size() > kMaxIdempotencyKeyLength) {
     return InvalidArgument(where + "idempotency key is longer than " +
                            std::to_string(kMaxIdempotencyKeyLength));
+  }
+  if (s.requirements.size() > kMaxRequirements) {
+    return InvalidArgument(where + "more than " + std::to_string(kMaxRequirements) +
+                           " required tags");
+  }
+  for (const auto& r : s.requirements) {
+    if (r.empty() || r.size() > kMaxTagLength) {
+      return InvalidArgument(where + "a required tag must be 1.." + std::to_string(kMaxTagLength) +
+                             " bytes");
+    }
+  }
+  if (s.delay_ms > kMaxDelayMs || s.deadline_ms > kMaxDelayMs) {
+    return InvalidArgument(where + "delay and deadline must be at most a year");
+  }
+  if (s.not_before_us < 0 || s.not_before_us > now.wall + int64_t(kMaxDelayMs) * kMillis) {
+    return InvalidArgument(where + "not-before must be within a year from now");
+  }
+  if (s.deadline_ms > 0) {
+    const int64_t start =
+        std::max<int64_t>(now.wall + int64_t(s.delay_ms) * kMillis, s.not_before_us);
+    if (start >= now.wall + int64_t(s.deadline_ms) * kMillis) {
+      return InvalidArgument(where + "its deadline comes before it may start (delay/not-before)");
+    }
   }
   return Status::Ok();
 }
@@ -86,7 +136,13 @@ void Engine::RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t 
 
 StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& specs, Now now,
                                                Effects& fx) {
-  for (size_t i = 0; i < specs.size(); ++i) RETURN_IF_ERROR(ValidateSpec(specs[i], i));
+  for (size_t i = 0; i < specs.size(); ++i) {
+    RETURN_IF_ERROR(ValidateSpec(specs[i], "task " + std::to_string(i) + ": ", now));
+    if (RouteLimitReached(specs[i].type, specs[i].requirements)) {
+      return ResourceExhausted("more than " + std::to_string(kMaxRoutes) +
+                               " distinct (type, required tags) combinations");
+    }
+  }
   ExpireIdempotencyKeys(now.wall);
   size_t fresh = 0;
   for (const auto& s : specs)
@@ -104,33 +160,71 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
         continue;
       }
     }
-    const uint64_t id = next_id_++;
-    Task& t = tasks_[id];
-    TaskInfo& info = t.info;
-    info.id = id;
-    info.type = s.type;
-    info.state = TaskState::kQueued;
-    info.priority = s.priority;
-    info.key = s.key;
-    info.max_attempts = s.max_attempts ? s.max_attempts : config_.default_max_attempts;
-    info.timeout_ms = s.timeout_ms ? s.timeout_ms : config_.default_timeout_ms;
-    info.payload = s.payload;
-    info.submitted_us = now.wall;
-    info.idempotency_key = s.idempotency_key;
-    ++queued_;
-    JoinLine(t, now);
+    const uint64_t id = CreateTask(s, s.payload, now, fx).info.id;
     if (!s.idempotency_key.empty()) {
       const int64_t expires = now.wall + config_.idempotency_ttl;
       idem_[s.idempotency_key] = {id, expires};
       idem_expiry_.push_back({expires, s.idempotency_key});
       fx.idem_puts.push_back({s.idempotency_key, id, expires});
     }
-    fx.store_puts.push_back(info);
     ids.push_back(id);
     ++created;
   }
   counters_["tasks.submitted"] += created;
   return ids;
+}
+
+Engine::Task& Engine::CreateTask(const TaskSpec& s, std::string payload, Now now, Effects& fx,
+                                 uint64_t job_id, uint32_t part) {
+  const uint64_t id = next_id_++;
+  Task& t = tasks_[id];
+  TaskInfo& info = t.info;
+  info.id = id;
+  info.job_id = job_id;
+  info.part = part;
+  info.type = s.type;
+  info.state = TaskState::kQueued;
+  info.priority = s.priority;
+  info.key = s.key;
+  info.max_attempts = s.max_attempts ? s.max_attempts : config_.default_max_attempts;
+  info.timeout_ms = s.timeout_ms ? s.timeout_ms : config_.default_timeout_ms;
+  info.payload = std::move(payload);
+  info.submitted_us = now.wall;
+  info.idempotency_key = s.idempotency_key;
+  info.requirements = SortedUnique(s.requirements);
+  const int64_t run_after =
+      std::max<int64_t>(s.delay_ms ? now.wall + int64_t(s.delay_ms) * kMillis : 0, s.not_before_us);
+  if (run_after > now.wall) info.run_after_us = run_after;
+  if (s.deadline_ms) info.deadline_us = now.wall + int64_t(s.deadline_ms) * kMillis;
+  t.route = RouteFor(info.type, info.requirements);
+  ++queued_;
+  TrackDeadline(t, now);
+  JoinLine(t, now);
+  fx.store_puts.push_back(info);
+  return t;
+}
+
+Engine::Route* Engine::RouteFor(const std::string& type,
+                                const std::vector<std::string>& requirements) {
+  auto [it, added] = routes_.try_emplace(RouteKey(type, requirements));
+  if (added) {
+    it->second.type = type;
+    it->second.requirements = requirements;
+    ++routes_version_;
+  }
+  return &it->second;
+}
+
+bool Engine::RouteLimitReached(const std::string& type,
+                               const std::vector<std::string>& requirements) const {
+  return routes_.size() >= kMaxRoutes &&
+         !routes_.contains(RouteKey(type, SortedUnique(requirements)));
+}
+
+void Engine::TrackDeadline(const Task& t, Now now) {
+  if (t.info.deadline_us > 0) {
+    deadlines_.push({now.mono + (t.info.deadline_us - now.wall), t.info.id});
+  }
 }
 
 Status Engine::Admit(size_t adding, size_t refused) {
@@ -154,10 +248,10 @@ void Engine::JoinLine(Task& t, Now now) {
 void Engine::Arm(Task& t, Now now) {
   if (t.info.run_after_us > now.wall) {
     t.in_backoff = true;
-    ++waiting_retry_;
+    ++scheduled_count_;
     scheduled_.push({now.mono + (t.info.run_after_us - now.wall), t.info.id, t.info.run_after_us});
   } else {
-    Enqueue(t);
+    Enqueue(t, now);
   }
 }
 
@@ -181,6 +275,10 @@ Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
     t.info.finished_us = 0;
     t.info.error.clear();
     t.info.result.clear();
+    t.info.deadline_us = 0;  // an operator's requeue is a fresh start, outside any job
+    t.info.job_id = 0;
+    t.info.part = 0;
+    t.route = RouteFor(t.info.type, t.info.requirements);
     ++queued_;
     JoinLine(t, now);
     fx.store_puts.push_back(t.info);
@@ -197,7 +295,9 @@ void Engine::Restore(TaskInfo&& record, Now now) {
   t.info = std::move(record);
   t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
   t.committed = true;
+  t.route = RouteFor(t.info.type, t.info.requirements);
   ++queued_;
+  TrackDeadline(t, now);
   if (t.info.key.empty()) {
     Arm(t, now);
   } else {
@@ -221,7 +321,7 @@ void Engine::OnCommitted(const std::vector<uint64_t>& ids) {
     t.committed = true;
     if (t.want_ready) {
       t.want_ready = false;
-      MakeReady(t);
+      MakeReady(t, t.eligible_since);
     }
   }
 }
@@ -229,9 +329,16 @@ void Engine::OnCommitted(const std::vector<uint64_t>& ids) {
 StatusOr<TaskState> Engine::Cancel(uint64_t id, Now now, Effects& fx) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return NotFound("task " + std::to_string(id) + " is not active");
-  it->second.info.error = "cancelled";
-  Finish(it->second, TaskState::kCancelled, now, fx);
+  CancelTask(it->second, "cancelled", now, fx);
   return TaskState::kCancelled;
+}
+
+void Engine::CancelTask(Task& t, const std::string& reason, Now now, Effects& fx) {
+  if (t.info.state == TaskState::kDispatched && !t.holder.empty()) {
+    fx.cancels.push_back({t.holder, {t.info.id, t.info.attempt}});
+  }
+  t.info.error = reason;
+  Finish(t, TaskState::kCancelled, now, fx);
 }
 
 const TaskInfo* Engine::Find(uint64_t id) const {
@@ -239,15 +346,16 @@ const TaskInfo* Engine::Find(uint64_t id) const {
   return it == tasks_.end() ? nullptr : &it->second.info;
 }
 
-void Engine::MakeReady(Task& t) {
-  ready_[t.info.type][t.info.priority].push_back(t.info.id);
+void Engine::MakeReady(Task& t, Micros since) {
+  t.route->queues[t.info.priority].push_back({t.info.id, since});
   t.in_ready = true;
   ++ready_count_;
 }
 
-void Engine::Enqueue(Task& t) {
+void Engine::Enqueue(Task& t, Now now) {
+  t.eligible_since = now.mono;
   if (t.committed) {
-    MakeReady(t);
+    MakeReady(t, now.mono);
   } else {
     t.want_ready = true;
   }
@@ -269,7 +377,7 @@ void Engine::LeaveState(Task& t) {
     }
     if (t.in_backoff) {
       t.in_backoff = false;  // its scheduled entry is skipped when due
-      --waiting_retry_;
+      --scheduled_count_;
     }
   } else if (t.info.state == TaskState::kDispatched) {
     --dispatched_;
@@ -302,11 +410,14 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
   }
   counters_[std::string("tasks.") + protocol::TaskStateName(state)]++;
   fx.finished.push_back(id);
+  const uint64_t job_id = t.info.job_id;
+  if (job_id != 0) RecordPart(t.info);
   // Only a dead letter may run again; the stores keep no payload of the others, so it is not
   // carried (and copied) through the commit.
   if (state != TaskState::kDead) t.info.payload.clear();
   fx.store_puts.push_back(std::move(t.info));
   tasks_.erase(id);
+  if (job_id != 0) SettleJob(job_id, now, fx);
 }
 
 Micros Engine::Backoff(uint32_t failures) {
@@ -318,6 +429,13 @@ Micros Engine::Backoff(uint32_t failures) {
 }
 
 void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, Effects& fx) {
+  if (t.info.deadline_us > 0 && now.wall >= t.info.deadline_us) {
+    t.info.error = "deadline passed before it could run again" +
+                   (reason.empty() ? std::string() : ": " + reason);
+    if (failed) ++t.info.failures;
+    Finish(t, TaskState::kExpired, now, fx);
+    return;
+  }
   if (failed) {
     ++t.info.failures;
     t.info.error = reason;
@@ -340,7 +458,7 @@ void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, E
     Arm(t, now);
     fx.store_puts.push_back(t.info);
   } else {
-    MakeReady(t);
+    Enqueue(t, now);
   }
 }
 
@@ -365,6 +483,14 @@ void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, 
   if (hello.handlers.empty() || hello.handlers.size() > kMaxHandlers) {
     return reject(protocol::DisconnectReason::kProtocolError,
                   "HELLO.handlers must list 1.." + std::to_string(kMaxHandlers) + " types",
+                  "rejected.bad_hello");
+  }
+  if (hello.tags.size() > kMaxWorkerTags ||
+      std::any_of(hello.tags.begin(), hello.tags.end(),
+                  [](const std::string& t) { return t.empty() || t.size() > kMaxTagLength; })) {
+    return reject(protocol::DisconnectReason::kProtocolError,
+                  "HELLO.tags: at most " + std::to_string(kMaxWorkerTags) + " tags of 1.." +
+                      std::to_string(kMaxTagLength) + " bytes",
                   "rejected.bad_hello");
   }
   for (const auto& h : hello.handlers) {
@@ -416,7 +542,7 @@ void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, 
       w.inflight.insert(id);
     }
   }
-  for (const auto& type : hello.handlers) ready_[type];  // queues exist for PopFor
+  w.tags = SortedUnique(hello.tags);
   conn_by_worker_id_[hello.worker_id] = conn;
   rotation_.push_back(conn);
   counters_["workers.registered"]++;
@@ -452,7 +578,7 @@ void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now
     ack.refs.push_back({r.id, r.attempt});
     auto it = tasks_.find(r.id);
     if (it == tasks_.end()) {
-      counters_["results.duplicate"]++;
+      counters_[r.outcome == Outcome::kCancelled ? "results.after_cancel" : "results.duplicate"]++;
       continue;
     }
     Task& t = it->second;
@@ -478,6 +604,7 @@ void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now
         Finish(t, TaskState::kFailed, now, fx);
         break;
       case Outcome::kFailRetry:
+      case Outcome::kCancelled:  // the master did not cancel this execution: count a failure
         ++w.failed;
         Requeue(t, true, r.error, now, fx);
         break;
@@ -531,8 +658,17 @@ void Engine::Tick(Now now, Effects& fx) {
     Task& t = it->second;
     if (!t.in_backoff || t.info.run_after_us != s.run_after_us) continue;  // cancelled since
     t.in_backoff = false;
-    --waiting_retry_;
-    Enqueue(t);
+    --scheduled_count_;
+    Enqueue(t, now);
+  }
+  while (!deadlines_.empty() && deadlines_.top().due <= now.mono) {
+    const uint64_t id = deadlines_.top().id;
+    deadlines_.pop();
+    auto it = tasks_.find(id);
+    // A dispatched task has started: its deadline applies again only if it must be retried.
+    if (it == tasks_.end() || it->second.info.state != TaskState::kQueued) continue;
+    it->second.info.error = "deadline passed before it started";
+    Finish(it->second, TaskState::kExpired, now, fx);
   }
   ExpireIdempotencyKeys(now.wall);
   const Micros dead_after = Micros{config_.liveness} * config_.heartbeat_ms * kMillis;
@@ -569,6 +705,7 @@ std::optional<Micros> Engine::NextDeadline() const {
   std::optional<Micros> next;
   if (!leases_.empty()) next = leases_.top().deadline;
   if (!scheduled_.empty() && (!next || scheduled_.top().due < *next)) next = scheduled_.top().due;
+  if (!deadlines_.empty() && (!next || deadlines_.top().due < *next)) next = deadlines_.top().due;
   if (dispatch_after_ > 0 && ready_count_ > 0 && (!next || dispatch_after_ < *next)) {
     next = dispatch_after_;
   }
@@ -580,21 +717,50 @@ std::optional<Micros> Engine::NextDeadline() const {
   return next;
 }
 
-uint64_t Engine::PopFor(const Worker& w) {
-  for (size_t p = 0; p <= protocol::kLowestPriority; ++p) {
-    for (const auto& type : w.hello.handlers) {
-      auto q = ready_.find(type);
-      if (q == ready_.end()) continue;
-      auto& dq = q->second[p];
-      while (!dq.empty()) {
-        const uint64_t id = dq.front();
-        dq.pop_front();
-        auto t = tasks_.find(id);
-        if (t != tasks_.end() && t->second.in_ready) return id;
+uint64_t Engine::PopFor(Worker& w, Micros now) {
+  if (w.routes_version != routes_version_) {
+    w.routes.clear();
+    for (auto& [key, route] : routes_) {
+      if (std::find(w.hello.handlers.begin(), w.hello.handlers.end(), route.type) !=
+              w.hello.handlers.end() &&
+          IsSubset(route.requirements, w.tags)) {
+        w.routes.push_back(&route);
       }
     }
+    w.routes_version = routes_version_;
   }
-  return 0;
+  // The head of each queue is its longest-waiting task; pick the head with the best
+  // effective priority (its priority less one level per `aging` waited), then the one eligible
+  // first, then the lowest id (submitted first).
+  std::deque<std::pair<uint64_t, Micros>>* best = nullptr;
+  int64_t best_rank = 0;
+  Micros best_since = 0;
+  uint64_t best_id = 0;
+  for (Route* route : w.routes) {
+    for (size_t p = 0; p <= protocol::kLowestPriority; ++p) {
+      auto& dq = route->queues[p];
+      while (!dq.empty()) {  // drop entries of tasks that left the ready state
+        auto t = tasks_.find(dq.front().first);
+        if (t != tasks_.end() && t->second.in_ready) break;
+        dq.pop_front();
+      }
+      if (dq.empty()) continue;
+      const auto [id, since] = dq.front();
+      int64_t rank = static_cast<int64_t>(p);
+      if (config_.aging > 0) rank = std::max<int64_t>(0, rank - (now - since) / config_.aging);
+      if (!best || std::tie(rank, since, id) < std::tie(best_rank, best_since, best_id)) {
+        best = &dq;
+        best_rank = rank;
+        best_since = since;
+        best_id = id;
+      }
+      if (config_.aging == 0) break;  // lower levels of this route cannot beat it
+    }
+  }
+  if (!best) return 0;
+  const uint64_t id = best->front().first;
+  best->pop_front();
+  return id;
 }
 
 std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
@@ -616,7 +782,7 @@ std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
       Worker& w = workers_.at(rotation_[i]);
       const uint64_t take = std::min<uint64_t>(w.credit, share);
       for (uint64_t j = 0; j < take; ++j) {
-        const uint64_t id = PopFor(w);
+        const uint64_t id = PopFor(w, now.mono);
         if (id == 0) break;
         Task& t = tasks_.at(id);
         t.in_ready = false;
@@ -686,12 +852,37 @@ std::vector<protocol::WorkerInfo> Engine::WorkerInfos(Now now) const {
   return out;
 }
 
+std::vector<TaskInfo> Engine::ListActive(const protocol::List& f, size_t limit) const {
+  std::vector<const TaskInfo*> match;
+  for (const auto& [id, t] : tasks_) {
+    const TaskInfo& i = t.info;
+    if (id <= f.after_id || (f.state && i.state != *f.state) ||
+        (!f.type.empty() && i.type != f.type) || (!f.key.empty() && i.key != f.key) ||
+        (f.job_id != 0 && i.job_id != f.job_id)) {
+      continue;
+    }
+    match.push_back(&i);
+  }
+  const size_t n = std::min(limit, match.size());
+  std::partial_sort(match.begin(), match.begin() + static_cast<ptrdiff_t>(n), match.end(),
+                    [](const TaskInfo* a, const TaskInfo* b) { return a->id < b->id; });
+  std::vector<TaskInfo> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(*match[i]);
+    out.back().payload.clear();
+    out.back().result.clear();
+  }
+  return out;
+}
+
 std::map<std::string, uint64_t> Engine::Stats() const {
   auto s = counters_;
   s["tasks.queued"] = queued_;
   s["tasks.ready"] = ready_count_;
   s["tasks.running"] = dispatched_;
-  s["tasks.waiting_retry"] = waiting_retry_;
+  s["tasks.scheduled"] = scheduled_count_;
+  s["jobs.open"] = jobs_.size();
   s["idempotency.keys"] = idem_.size();
   s["tasks.active"] = tasks_.size();
   s["workers.connected"] = workers_.size();

@@ -5,9 +5,19 @@
 // Guarantees kept here:
 //  - a task is dispatched only after the server reports its record committed (OnCommitted);
 //  - a worker never has more tasks out than the credit it granted;
-//  - a task goes only to a worker that registered its type;
+//  - a task goes only to a worker that registered its type and announced every tag it
+//    requires;
 //  - tasks with the same key run one at a time, in submit order (the head of each key's line
 //    is the only one eligible to run; it stays the head through retries);
+//  - among eligible tasks the highest priority goes first, where waiting raises a task's
+//    priority by one level per `aging` (so low priorities still progress); ties go to the task
+//    that became eligible first;
+//  - a delayed task (delay, not-before) is not dispatched before its time, and a task with a
+//    deadline is never dispatched after it: it expires instead;
+//  - a cancelled task that is running is reported to its worker (CANCEL_TASKS);
+//  - a job's parts are ordinary tasks with consecutive ids; when they have all ended the job
+//    is aggregated (or its reduce task created), and under fail-fast the first failed part
+//    fails the job and cancels the others;
 //  - a task whose attempt fails (FAIL_RETRY, lease expiry, worker death) runs again after an
 //    exponential back-off with jitter, until max_attempts failures make it a dead letter;
 //  - a submit that repeats an idempotency key seen within its TTL gets the first task's id;
@@ -31,6 +41,7 @@
 #include "common/clock.h"
 #include "common/protocol/messages.h"
 #include "common/status.h"
+#include "master/jobs/aggregate.h"
 
 namespace yard::core {
 
@@ -59,6 +70,9 @@ struct EngineConfig {
   Micros retry_backoff = kSeconds;
   Micros retry_backoff_max = 300 * kSeconds;
   Micros idempotency_ttl = 24LL * 3600 * kSeconds;
+  // A task waiting this long to be dispatched counts one priority level higher; 0: no aging.
+  Micros aging = 10 * kSeconds;
+  uint32_t max_job_tasks = 100000;  // parts one job may create
   uint64_t epoch = 1;  // the store's epoch: makes session ids unique across master restarts
   uint64_t seed = 0;   // for the back-off jitter; 0: random
 
@@ -87,6 +101,13 @@ struct Effects {
   // Dead letters requeued (their new record is in store_puts): remove them from the dead set.
   std::vector<uint64_t> dead_removed;
   std::vector<IdemPut> idem_puts;
+  // Tasks the engine created itself (job parts, reduce tasks): eligible once committed, so
+  // the server passes them to OnCommitted with the turn's submits.
+  std::vector<uint64_t> created;
+  // Job records created or changed (committed with store_puts).
+  std::vector<protocol::JobInfo> job_puts;
+  // Running executions cancelled: sent after the commit.
+  std::vector<std::pair<ConnId, protocol::TaskRef>> cancels;
 };
 
 class Engine {
@@ -126,6 +147,33 @@ class Engine {
 
   // The records of these submitted tasks are durable: they may now be dispatched.
   void OnCommitted(const std::vector<uint64_t>& ids);
+
+  // Tasks in id order after `after_id` matching `filter` (active ones only), without payload.
+  std::vector<protocol::TaskInfo> ListActive(const protocol::List& filter, size_t limit) const;
+
+  // ---- jobs
+
+  // Splits the job's payload into parts (one task each, consecutive ids after the job's id)
+  // and queues them all, or nothing: kInvalidArgument for a bad spec, splitter, aggregator or
+  // payload, or more than max_job_tasks parts; kResourceExhausted when the queue limit would
+  // be passed. The parts are in fx.created.
+  StatusOr<protocol::JobSubmitReply> SubmitJob(const protocol::JobSpec& spec, Now now, Effects& fx);
+  // The job with live progress, if it is still open (running or reducing); nullopt otherwise
+  // (it may be finished: ask the store).
+  std::optional<protocol::JobInfo> FindJob(uint64_t id) const;
+  // Cancels an open job: its active parts and reduce task are cancelled. kNotFound if the job
+  // is not open.
+  StatusOr<protocol::JobInfo> CancelJob(uint64_t id, Now now, Effects& fx);
+  // Recovery, around Restore(): RestoreJob for every open job before the tasks; then, after
+  // FinishRestore, RestoreEndedPart for each part (and reduce task) of those jobs that is not
+  // active, with its stored record (nullopt if it is gone: counted as failed); then
+  // FinishJobRestore, which settles the jobs whose parts have all ended.
+  void RestoreJob(protocol::JobInfo&& job);
+  void RestoreEndedPart(uint64_t job_id, uint64_t task_id,
+                        const std::optional<protocol::TaskInfo>& record);
+  void FinishJobRestore(Now now, Effects& fx);
+  // Ids of the open jobs' part tasks (and reduce tasks) that are not active, for recovery.
+  std::vector<std::pair<uint64_t, uint64_t>> EndedPartIds() const;
 
   // Cancels a queued or dispatched task (a dispatched one's result will be ignored).
   // Returns the state after the call; kNotFound if the engine does not hold the task (it may
@@ -168,16 +216,28 @@ class Engine {
   void Count(const std::string& name, uint64_t n = 1) { counters_[name] += n; }
   uint64_t queued() const { return queued_; }
   uint64_t active() const { return tasks_.size(); }
+  size_t open_jobs() const { return jobs_.size(); }
 
  private:
+  using PriorityQueues =
+      std::array<std::deque<std::pair<uint64_t, Micros>>,  // (id, eligible since)
+                 protocol::kLowestPriority + 1>;
+  // Where ready tasks of one type and set of required tags wait.
+  struct Route {
+    std::string type;
+    std::vector<std::string> requirements;  // sorted, unique
+    PriorityQueues queues;
+  };
   struct Task {
     protocol::TaskInfo info;
+    Route* route = nullptr;
     ConnId holder;  // worker connection running the current attempt, if dispatched
     Micros lease_deadline = 0;
-    bool in_ready = false;    // has a live entry in ready_ (queued and not behind its key)
-    bool committed = false;   // its submit record is durable
-    bool want_ready = false;  // eligible to run, waiting only for its commit
-    bool in_backoff = false;  // queued, waiting for its run_after_us
+    Micros eligible_since = 0;  // monotonic: when it last became eligible (for aging)
+    bool in_ready = false;      // has a live entry in ready_ (queued and not behind its key)
+    bool committed = false;     // its submit record is durable
+    bool want_ready = false;    // eligible to run, waiting only for its commit
+    bool in_backoff = false;    // queued, waiting for its run_after_us
   };
   struct Worker {
     ConnId conn;
@@ -189,12 +249,21 @@ class Engine {
     Micros connected_wall = 0;
     uint64_t completed = 0;
     uint64_t failed = 0;
+    std::vector<std::string> tags;  // sorted
+    uint64_t routes_version = 0;    // routes_ is current when equal to routes_version_
+    std::vector<Route*> routes;     // the routes whose tasks it can run
+  };
+  struct Job {
+    protocol::JobInfo info;  // progress counters hold ended parts only (see FindJob)
+    jobs::AggregateSpec aggregate;
+    jobs::Aggregation aggregation;
+    bool reduce_ended = false;
+    protocol::TaskInfo reduce_outcome;  // state, result and error of the ended reduce task
   };
   struct KeyLine {
     uint64_t head = 0;  // the one task of this key that may run
     std::deque<uint64_t> waiting;
   };
-  using PriorityQueues = std::array<std::deque<uint64_t>, protocol::kLowestPriority + 1>;
   struct Lease {
     Micros deadline;
     uint64_t id;
@@ -211,13 +280,36 @@ class Engine {
     uint64_t id;
     int64_t expires_us;
   };
+  struct Deadline {  // a queued task that expires if not started by then
+    Micros due;      // monotonic
+    uint64_t id;
+    bool operator>(const Deadline& o) const { return due > o.due; }
+  };
 
-  Status ValidateSpec(const protocol::TaskSpec& spec, size_t index) const;
+  // `check_payload` false for a job's spec, whose payload is the whole input.
+  // `where` prefixes error messages.
+  Status ValidateSpec(const protocol::TaskSpec& spec, const std::string& where, Now now,
+                      bool check_payload = true) const;
+  // Creates a queued task from `spec` (already validated) with the next id.
+  Task& CreateTask(const protocol::TaskSpec& spec, std::string payload, Now now, Effects& fx,
+                   uint64_t job_id = 0, uint32_t part = 0);
+  Route* RouteFor(const std::string& type, const std::vector<std::string>& requirements);
+  // Whether a task needing `requirements` would open a route past the limit.
+  bool RouteLimitReached(const std::string& type,
+                         const std::vector<std::string>& requirements) const;
+  void TrackDeadline(const Task& t, Now now);
+  // Cancels one active task, telling its worker if it runs.
+  void CancelTask(Task& t, const std::string& reason, Now now, Effects& fx);
+  // A part or reduce task of an open job ended: updates the job's counts and aggregation.
+  void RecordPart(const protocol::TaskInfo& info);
+  // Moves a job on when it can: fails it (fail-fast), creates its reduce task or finishes it.
+  void SettleJob(uint64_t job_id, Now now, Effects& fx);
+  void CloseJob(Job& job, protocol::JobState state, Now now, Effects& fx);
   // kResourceExhausted (counting `refused` tasks) unless `adding` more tasks fit the limit.
   Status Admit(size_t adding, size_t refused);
-  void MakeReady(Task& t);
+  void MakeReady(Task& t, Micros since);
   // MakeReady once the task's submit is committed.
-  void Enqueue(Task& t);
+  void Enqueue(Task& t, Now now);
   // Makes a queued task eligible: at once, or after its run_after_us back-off.
   void Arm(Task& t, Now now);
   // Adds a queued task to its key's line (or arms it when it has no key or heads the line).
@@ -238,16 +330,19 @@ class Engine {
                     Effects& fx);
   void RegisterWorker(const ConnId& conn, const protocol::Hello& hello, Now now, Effects& fx);
   // Pops the next runnable task id this worker can handle, or 0.
-  uint64_t PopFor(const Worker& w);
+  uint64_t PopFor(Worker& w, Micros now);
 
   EngineConfig config_;
   uint64_t next_id_;
   uint64_t next_session_ = 1;
-  std::unordered_map<uint64_t, Task> tasks_;               // active: queued or dispatched
-  std::unordered_map<std::string, PriorityQueues> ready_;  // by type; lazy deletion
+  std::unordered_map<uint64_t, Task> tasks_;       // active: queued or dispatched
+  std::unordered_map<std::string, Route> routes_;  // by type + requirements; lazy deletion
+  uint64_t routes_version_ = 1;                    // bumped when a route is added
   std::unordered_map<std::string, KeyLine> keys_;
   std::priority_queue<Lease, std::vector<Lease>, std::greater<>> leases_;  // lazy deletion
   std::priority_queue<Scheduled, std::vector<Scheduled>, std::greater<>> scheduled_;  // lazy
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;    // lazy
+  std::unordered_map<uint64_t, Job> jobs_;                                            // open jobs
   std::unordered_map<std::string, IdemEntry> idem_;
   std::deque<std::pair<int64_t, std::string>> idem_expiry_;  // (expires_us, key), oldest first
   std::mt19937_64 rng_;
@@ -260,7 +355,7 @@ class Engine {
   uint64_t queued_ = 0;       // state queued, ready or behind its key
   uint64_t ready_count_ = 0;  // queued and eligible to run
   uint64_t dispatched_ = 0;
-  uint64_t waiting_retry_ = 0;  // queued, in back-off
+  uint64_t scheduled_count_ = 0;  // queued, waiting for a delay or retry back-off
   std::map<std::string, uint64_t> counters_;
 };
 

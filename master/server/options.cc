@@ -132,6 +132,7 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
   auto idem_ttl = DurationSetting::Micro(&o->engine.idempotency_ttl);
   auto backoff = DurationSetting::Micro(&o->engine.retry_backoff);
   auto backoff_max = DurationSetting::Micro(&o->engine.retry_backoff_max);
+  auto aging = DurationSetting::Micro(&o->engine.aging);
   std::string config_path;
 
   const std::vector<Setting> settings = {
@@ -161,6 +162,10 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
        &backoff_max},
       {"--idempotency-ttl", "master.idempotency_ttl",
        "how long a submit's idempotency key is remembered", &idem_ttl},
+      {"--priority-aging", "master.priority_aging",
+       "a queued task counts one priority level higher per this much waiting (0: never)", &aging},
+      {"--max-job-tasks", "master.max_job_tasks", "most parts one job may be split into",
+       &o->engine.max_job_tasks},
       {"--memory", "state.memory",
        "keep task state in memory only: nothing survives a restart (tests and demos)", &o->memory},
       {"--data-dir", "state.data_dir", "RocksDB directory for task state", &o->data_dir},

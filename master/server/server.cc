@@ -22,6 +22,10 @@ constexpr int kMaxPollMs = 100;
 constexpr Micros kSuperviseEvery = 200 * kMillis;
 constexpr size_t kMaxWaiters = 100000;
 constexpr size_t kDeadPage = 1000;  // dead letters per list/requeue/purge request
+constexpr size_t kListPage = 1000;  // most tasks per LIST reply (and the default page)
+// A LIST page stops scanning finished records after this many, so a filter that matches
+// little cannot stall the loop; the reply's next_after_id says where to go on.
+constexpr size_t kListScanBudget = 100000;
 constexpr uint64_t kRecoveryProgressEvery = 100000;
 // libzmq drops peers over ZMQ_MAXMSGSIZE without telling us; give it slack over our own limit
 // so that most oversized messages arrive and are rejected here, counted and logged.
@@ -106,13 +110,16 @@ Status Server::Recover() {
     ++keys;
   }));
   engine_.FinishRestore(start);
+  size_t jobs = 0;
+  RETURN_IF_ERROR(RecoverJobs(start, &jobs));
   const Micros took = clock_.Now() - start.mono;
   engine_.Count("recovery.tasks", tasks);
   engine_.Count("recovery.ms", static_cast<uint64_t>(took / kMillis));
   if (tasks == 0) {
     if (store_.Epoch() > 1) {
-      spdlog::info("state epoch {}: nothing to recover ({} idempotency keys) in {} ms",
-                   store_.Epoch(), keys, took / kMillis);
+      spdlog::info(
+          "state epoch {}: nothing to recover ({} idempotency keys, {} open jobs) in {} ms",
+          store_.Epoch(), keys, jobs, took / kMillis);
     }
     return Status::Ok();
   }
@@ -121,10 +128,30 @@ Status Server::Recover() {
   const Micros hold = Micros{engine_.config().liveness} * engine_.config().heartbeat_ms * kMillis;
   engine_.HoldDispatchUntil(clock_.Now() + hold);
   spdlog::info(
-      "state epoch {}: recovered {} active tasks ({} waiting for a retry) and {} idempotency "
-      "keys in {} ms; dispatch starts in {} ms",
-      store_.Epoch(), tasks, engine_.Stats()["tasks.waiting_retry"], keys, took / kMillis,
+      "state epoch {}: recovered {} active tasks ({} scheduled for later), {} open jobs and {} "
+      "idempotency keys in {} ms; dispatch starts in {} ms",
+      store_.Epoch(), tasks, engine_.Stats()["tasks.scheduled"], jobs, keys, took / kMillis,
       hold / kMillis);
+  return Status::Ok();
+}
+
+Status Server::RecoverJobs(core::Now now, size_t* jobs) {
+  RETURN_IF_ERROR(store_.ForEachOpenJob([&](protocol::JobInfo&& j) {
+    engine_.RestoreJob(std::move(j));
+    ++*jobs;
+    return Status::Ok();
+  }));
+  if (*jobs == 0) return Status::Ok();
+  // Restore() ran before the jobs were known: the ended parts' outcomes come from the store.
+  for (const auto& [job, task] : engine_.EndedPartIds()) {
+    ASSIGN_OR_RETURN(auto record, store_.Get(task));
+    engine_.RestoreEndedPart(job, task, record);
+  }
+  // Jobs whose parts all ended before the crash but were not settled yet move on now; the
+  // records this produces are committed by the first turn.
+  core::Effects fx;
+  engine_.FinishJobRestore(now, fx);
+  CarryOut(fx);
   return Status::Ok();
 }
 
@@ -257,6 +284,9 @@ void Server::CarryOut(core::Effects& fx) {
   }
   append(pending_.acks, fx.acks);
   append(pending_.finished, fx.finished);
+  append(pending_.submitted, fx.created);
+  append(pending_.batch.jobs, fx.job_puts);
+  append(pending_.cancels, fx.cancels);
 }
 
 void Server::CommitPending(core::Now now) {
@@ -279,6 +309,11 @@ void Server::CommitPending(core::Now now) {
   }
   engine_.OnCommitted(pending_.submitted);
   for (const auto& [conn, ack] : pending_.acks) SendWorker(conn, ack);
+  if (!pending_.cancels.empty()) {
+    std::map<std::string, protocol::CancelTasks> by_conn;
+    for (const auto& [conn, ref] : pending_.cancels) by_conn[conn].refs.push_back(ref);
+    for (const auto& [conn, m] : by_conn) SendWorker(conn, m);
+  }
   for (const auto& r : pending_.replies) {
     const std::string header = protocol::EncodeHeader(r.command);
     if (!clients_sock_->Send({r.conn, header, r.body}).ok()) {
@@ -389,6 +424,64 @@ StatusOr<std::vector<protocol::TaskInfo>> Server::DeadPage(uint64_t after_id, si
 StatusOr<std::optional<protocol::TaskInfo>> Server::Lookup(uint64_t id) const {
   if (const auto* t = engine_.Find(id)) return std::optional<protocol::TaskInfo>(*t);
   return store_.Get(id);
+}
+
+StatusOr<std::optional<protocol::JobInfo>> Server::LookupJob(uint64_t id) const {
+  if (auto j = engine_.FindJob(id)) return j;
+  return store_.GetJob(id);
+}
+
+StatusOr<protocol::ListReply> Server::ListPage(const protocol::List& m) const {
+  const size_t limit = m.limit == 0 ? kListPage : std::min<size_t>(m.limit, kListPage);
+  protocol::ListReply reply;
+  reply.req_id = m.req_id;
+  // One more than a page from each source tells whether more follow.
+  std::vector<protocol::TaskInfo> active = engine_.ListActive(m, limit + 1);
+  std::vector<protocol::TaskInfo> finished;
+  const bool filter_active_only =
+      m.state && !protocol::IsTerminal(*m.state);  // queued/dispatched live in the engine only
+  uint64_t scanned_to = 0;  // with the budget spent: finished ids after this were not seen
+  if (!filter_active_only) {
+    size_t scanned = 0;
+    // A job's parts and reduce task have ids after the job's own.
+    const uint64_t from = m.job_id != 0 ? std::max(m.after_id, m.job_id) : m.after_id;
+    RETURN_IF_ERROR(store_.ForEachFinished(from, [&](protocol::TaskInfo&& t) {
+      if (engine_.Find(t.id)) return true;  // requeued since: the engine's copy is current
+      if ((m.state && t.state != *m.state) || (!m.type.empty() && t.type != m.type) ||
+          (!m.key.empty() && t.key != m.key) || (m.job_id != 0 && t.job_id != m.job_id)) {
+        if (++scanned >= kListScanBudget) {
+          scanned_to = t.id;
+          return false;
+        }
+        return true;
+      }
+      ++scanned;
+      t.payload.clear();
+      t.result.clear();
+      finished.push_back(std::move(t));
+      return finished.size() <= limit;
+    }));
+  }
+  std::vector<protocol::TaskInfo> merged;
+  merged.reserve(active.size() + finished.size());
+  std::merge(std::make_move_iterator(active.begin()), std::make_move_iterator(active.end()),
+             std::make_move_iterator(finished.begin()), std::make_move_iterator(finished.end()),
+             std::back_inserter(merged),
+             [](const protocol::TaskInfo& a, const protocol::TaskInfo& b) { return a.id < b.id; });
+  if (scanned_to != 0) {
+    // Only what lies before the scan's stop is complete.
+    std::erase_if(merged, [&](const protocol::TaskInfo& t) { return t.id > scanned_to; });
+  }
+  if (merged.size() > limit) {
+    merged.resize(limit);
+    reply.more = true;
+  } else if (scanned_to != 0) {
+    reply.more = true;
+  }
+  reply.next_after_id = merged.empty() ? m.after_id : merged.back().id;
+  if (scanned_to != 0 && merged.size() < limit) reply.next_after_id = scanned_to;
+  reply.tasks = std::move(merged);
+  return reply;
 }
 
 void Server::ReplyTaskState(const std::string& conn, uint64_t req_id, uint64_t id) {
@@ -679,6 +772,64 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
       protocol::DeadPurge m;
       if (!decode(&m)) return;
       return HandleDeadSelection(conn, m.req_id, std::move(m.ids), m.all, false, now, fx, draining);
+    }
+    case Command::kJobSubmit: {
+      protocol::JobSubmit m;
+      if (!decode(&m)) return;
+      if (Status st = WriteRefusal(draining); !st.ok()) {
+        if (!draining) {
+          rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
+                          store_status_.message());
+        }
+        return SendClientError(conn, m.req_id, st);
+      }
+      auto job = engine_.SubmitJob(m.job, now, fx);
+      if (!job.ok()) {
+        const bool full = job.status().code() == StatusCode::kResourceExhausted;
+        rejects_.Reject(engine_, now.mono, "client", full ? "queue_full" : "invalid_job", peer,
+                        job.status().message(), /*count=*/!full);
+        return SendClientError(conn, m.req_id, job.status());
+      }
+      job->req_id = m.req_id;
+      pending_.replies.push_back({conn, Command::kJobSubmitReply, protocol::EncodeBody(*job)});
+      return;
+    }
+    case Command::kJobGet: {
+      protocol::JobGet m;
+      if (!decode(&m)) return;
+      auto job = LookupJob(m.job_id);
+      if (!job.ok()) return SendClientError(conn, m.req_id, job.status());
+      if (!*job) {
+        return SendClientError(conn, m.req_id, NotFound("no job " + std::to_string(m.job_id)));
+      }
+      if (!m.with_result) (*job)->result.clear();
+      return SendClient(conn, protocol::JobReply{m.req_id, std::move(**job)});
+    }
+    case Command::kJobCancel: {
+      protocol::JobCancel m;
+      if (!decode(&m)) return;
+      if (Status st = WriteRefusal(draining); !st.ok()) return SendClientError(conn, m.req_id, st);
+      auto job = engine_.CancelJob(m.job_id, now, fx);
+      if (job.ok()) {
+        pending_.replies.push_back(
+            {conn, Command::kJobReply, protocol::EncodeBody(protocol::JobReply{m.req_id, *job})});
+        return;
+      }
+      auto stored = store_.GetJob(m.job_id);
+      if (stored.ok() && *stored) {
+        return SendClientError(
+            conn, m.req_id,
+            FailedPrecondition("job " + std::to_string(m.job_id) + " already finished (" +
+                               protocol::JobStateName((*stored)->state) + ")"));
+      }
+      return SendClientError(conn, m.req_id, NotFound("no job " + std::to_string(m.job_id)));
+    }
+    case Command::kList: {
+      protocol::List m;
+      if (!decode(&m)) return;
+      auto page = ListPage(m);
+      if (!page.ok()) return SendClientError(conn, m.req_id, page.status());
+      return SendClient(conn, *page);
     }
     default:
       return reject("unexpected_command",

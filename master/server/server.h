@@ -59,6 +59,12 @@ class Server {
   void ExpireWaiters(core::Now now);
   void ReplyTaskState(const std::string& conn, uint64_t req_id, uint64_t id);
   StatusOr<std::optional<protocol::TaskInfo>> Lookup(uint64_t id) const;
+  // An open job from the engine (live progress) or a finished one from the store.
+  StatusOr<std::optional<protocol::JobInfo>> LookupJob(uint64_t id) const;
+  // One LIST page: active tasks from the engine merged by id with finished ones from the store.
+  StatusOr<protocol::ListReply> ListPage(const protocol::List& m) const;
+  // Rebuilds open jobs: their records, then the outcome of their ended parts.
+  Status RecoverJobs(core::Now now, size_t* jobs);
   int PollTimeoutMs(core::Now now) const;
 
   template <typename M>
@@ -107,7 +113,8 @@ class Server {
     };
     std::vector<Reply> replies;
     std::vector<std::pair<std::string, protocol::Ack>> acks;
-    std::vector<uint64_t> finished;  // for waiters
+    std::vector<std::pair<std::string, protocol::TaskRef>> cancels;  // CANCEL_TASKS to send
+    std::vector<uint64_t> finished;                                  // for waiters
   };
   Pending pending_;
   Status store_status_;  // the last commit's outcome; submits are refused while it is an error
