@@ -119,4 +119,30 @@ StatusOr<protocol::DeadReply> Client::DeadPurge(const std::vector<uint64_t>& ids
   return Call<protocol::DeadReply>(protocol::DeadPurge{0, ids, all});
 }
 
+StatusOr<protocol::JobSubmitReply> Client::JobSubmit(const protocol::JobSpec& spec) {
+  return Call<protocol::JobSubmitReply>(protocol::JobSubmit{0, spec});
+}
+
+StatusOr<protocol::JobInfo> Client::JobGet(uint64_t id, bool with_result) {
+  ASSIGN_OR_RETURN(auto reply, Call<protocol::JobReply>(protocol::JobGet{0, id, with_result}));
+  if (reply.job.id != id) {
+    return Internal("master answered JOB_GET " + std::to_string(id) + " with job " +
+                    std::to_string(reply.job.id));
+  }
+  return std::move(reply.job);
+}
+
+StatusOr<protocol::JobInfo> Client::JobCancel(uint64_t id) {
+  ASSIGN_OR_RETURN(auto reply, Call<protocol::JobReply>(protocol::JobCancel{0, id}));
+  if (reply.job.id != id) {
+    return Internal("master answered JOB_CANCEL " + std::to_string(id) + " with job " +
+                    std::to_string(reply.job.id));
+  }
+  return std::move(reply.job);
+}
+
+StatusOr<protocol::ListReply> Client::List(const protocol::List& request) {
+  return Call<protocol::ListReply>(request);
+}
+
 }  // namespace yard::cli

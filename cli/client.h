@@ -38,6 +38,19 @@ class Client {
   StatusOr<protocol::DeadReply> DeadRequeue(const std::vector<uint64_t>& ids, bool all);
   StatusOr<protocol::DeadReply> DeadPurge(const std::vector<uint64_t>& ids, bool all);
 
+  // Jobs. JobSubmit returns once the job and all its parts are durable; the master validates
+  // the splitter and aggregator and answers kInvalidArgument with the reason.
+  StatusOr<protocol::JobSubmitReply> JobSubmit(const protocol::JobSpec& spec);
+  // The job with its progress; `with_result` false leaves the (possibly large) result out.
+  // kNotFound if no job has this id.
+  StatusOr<protocol::JobInfo> JobGet(uint64_t id, bool with_result);
+  // Cancels an open job and its active parts; returns the job after the request.
+  StatusOr<protocol::JobInfo> JobCancel(uint64_t id);
+
+  // One page of tasks matching the request's filters (its req_id is ignored): continue with
+  // after_id = next_after_id while `more`.
+  StatusOr<protocol::ListReply> List(const protocol::List& request);
+
   const std::string& endpoint() const { return endpoint_; }
 
  private:
