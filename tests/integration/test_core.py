@@ -20,8 +20,7 @@ BIN = yardlib.bin_dir()
 
 def cli(master, *args, timeout=60):
     """Runs `yard --master M ARGS`; returns (exit code, stdout, stderr)."""
-    p = subprocess.run([os.path.join(BIN, "yard"), "--master", master, *args],
-                       capture_output=True, text=True, timeout=timeout)
+    p = yardlib.yard(master, *args, check=False, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -161,13 +161,7 @@ def test_idempotency_key_survives_a_restart(tmp_path):
     assert master.exit_code == 0
 
 
-def yard(master, *args, check=True):
-    r = subprocess.run([os.path.join(yardlib.bin_dir(), "yard"), "--master",
-                        master.client_endpoint, *args], capture_output=True, text=True,
-                       timeout=60)
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
+yard = yardlib.yard
 
 
 def test_dead_letters_survive_a_restart_and_can_be_requeued_and_purged(tmp_path):

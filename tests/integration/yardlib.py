@@ -11,10 +11,11 @@ import time
 import msgpack
 import zmq
 
-STATES = ["queued", "dispatched", "succeeded", "failed", "cancelled", "dead"]
+STATES = ["queued", "dispatched", "succeeded", "failed", "cancelled", "dead", "expired"]
 TASK_FIELDS = ["id", "type", "state", "priority", "key", "attempt", "failures", "max_attempts",
                "timeout_ms", "payload", "result", "error", "worker", "submitted_us",
-               "dispatched_us", "finished_us", "run_after_us", "idempotency_key"]
+               "dispatched_us", "finished_us", "run_after_us", "idempotency_key", "deadline_us",
+               "requirements", "job_id", "part"]
 WORKER_FIELDS = ["id", "host", "pid", "handlers", "slots", "credit", "inflight", "completed",
                  "failed", "connected_us", "last_seen_ms"]
 
@@ -118,6 +119,17 @@ class Worker(Process):
                          os.path.join(workdir, f"worker-{name}.log"))
 
 
+def yard(master, *args, check=True, timeout=60, input=None):
+    """Runs the `yard` CLI against `master` (a Master or a client endpoint); returns the
+    CompletedProcess (text). With check, a non-zero exit fails the test with its stderr."""
+    endpoint = master.client_endpoint if isinstance(master, Master) else master
+    r = subprocess.run([os.path.join(bin_dir(), "yard"), "--master", endpoint, *args],
+                       capture_output=True, text=True, timeout=timeout, input=input)
+    if check:
+        assert r.returncode == 0, f"yard {' '.join(args)}: exit {r.returncode}: {r.stderr}"
+    return r
+
+
 class ClientConn:
     """The client port protocol over a DEALER socket (docs/protocol.md)."""
 
@@ -160,10 +172,12 @@ class ClientConn:
 
     def submit(self, tasks):
         """tasks: dicts with type, payload (bytes) and optional key, priority, max_attempts,
-        timeout_ms. Returns the ids."""
+        timeout_ms, idempotency_key, delay_ms, not_before_us, deadline_ms, requirements.
+        Returns the ids."""
         specs = [[t["type"], t.get("payload", b""), t.get("key", ""), t.get("priority", 5),
                   t.get("max_attempts", 0), t.get("timeout_ms", 0),
-                  t.get("idempotency_key", "")] for t in tasks]
+                  t.get("idempotency_key", ""), t.get("delay_ms", 0), t.get("not_before_us", 0),
+                  t.get("deadline_ms", 0), t.get("requirements", [])] for t in tasks]
         ids = []
         for i in range(0, len(specs), 1000):
             ids += self.call(0x20, [specs[i:i + 1000]], 0x21)[1]
