@@ -188,9 +188,9 @@ Status Aggregation::Add(uint32_t part, std::string_view output) {
             c = -CompareIntDouble(b.i, n.d);
           } else {
             c = n.d < b.d ? -1 : (n.d > b.d ? 1 : 0);
-            if (c == 0 && n.d == 0) c = std::signbit(n.d) == std::signbit(b.d) ? 0
-                                      : std::signbit(n.d)                 ? -1
-                                                                          : 1;
+            if (c == 0 && n.d == 0 && std::signbit(n.d) != std::signbit(b.d)) {
+              c = std::signbit(n.d) ? -1 : 1;
+            }
           }
         }
         const bool better = !best_ || (spec_.kind == K::kMin ? c < 0 : c > 0) ||
@@ -219,8 +219,8 @@ StatusOr<std::string> Aggregation::Finish() const {
         } else if (nlohmann::json::accept(*out)) {
           arr += internal::CompactJson(*out);
         } else {
-          arr += nlohmann::json(*out).dump(-1, ' ', false,
-                                           nlohmann::json::error_handler_t::replace);
+          arr +=
+              nlohmann::json(*out).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         }
       }
       arr.push_back(']');

@@ -25,8 +25,9 @@ struct AggregateSpec {
 StatusOr<AggregateSpec> ParseAggregate(std::string_view spec);
 
 // Combines the outputs of a job's succeeded parts, added in any order; the result does not
-// depend on that order (but for rounding, in a sum of non-integers). count, sum, min and max keep running values only; collect, concat and
-// reduce keep each output until the Aggregation is destroyed.
+// depend on that order (but for rounding, in a sum of non-integers). count, sum, min and max keep
+// running values only; collect, concat and reduce keep each output until the Aggregation is
+// destroyed.
 class Aggregation {
  public:
   // `parts`: the job's part count; parts are numbered 0..parts-1.

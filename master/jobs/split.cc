@@ -150,8 +150,8 @@ class Parts {
   Status Add(std::string part) {
     if (part.size() > max_part_bytes_) {
       return InvalidArgument(std::string(Name(kind_)) + ": part " + std::to_string(parts_.size()) +
-                             " is " + std::to_string(part.size()) +
-                             " bytes, over the limit of " + std::to_string(max_part_bytes_) +
+                             " is " + std::to_string(part.size()) + " bytes, over the limit of " +
+                             std::to_string(max_part_bytes_) +
                              " bytes per part (--max-payload-bytes)");
     }
     parts_.push_back(std::move(part));
@@ -322,7 +322,9 @@ StatusOr<SplitSpec> ParseSplit(std::string_view spec) {
     return InvalidArgument("unknown splitter " + internal::Quote(name, kQuotedSpec) + ": " +
                            kUsage);
   }
-  if (colon == std::string_view::npos) return BadSpec(spec, "missing its argument: " + std::string(kUsage));
+  if (colon == std::string_view::npos) {
+    return BadSpec(spec, "missing its argument: " + std::string(kUsage));
+  }
   const std::string_view arg = spec.substr(colon + 1);
   SplitSpec s;
   if (name == "range") return ParseRange(spec, arg);
