@@ -395,9 +395,13 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
     if (k != keys_.end() && k->second.head == id) {
       KeyLine& line = k->second;
       line.head = 0;
-      while (!line.waiting.empty()) {
-        const uint64_t next = line.waiting.front();
-        line.waiting.pop_front();
+      while (line.next < line.waiting.size()) {
+        const uint64_t next = line.waiting[line.next++];
+        if (line.next * 2 >= line.waiting.size()) {  // drop the consumed front now and then
+          line.waiting.erase(line.waiting.begin(),
+                             line.waiting.begin() + static_cast<ptrdiff_t>(line.next));
+          line.next = 0;
+        }
         auto n = tasks_.find(next);
         if (n != tasks_.end() && n->second.info.state == TaskState::kQueued) {
           line.head = next;

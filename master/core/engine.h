@@ -262,7 +262,10 @@ class Engine {
   };
   struct KeyLine {
     uint64_t head = 0;  // the one task of this key that may run
-    std::deque<uint64_t> waiting;
+    // The tasks behind it, in submit order, from waiting[next]. A vector rather than a deque:
+    // most keys hold one task, and an empty libstdc++ deque already allocates 512 bytes.
+    std::vector<uint64_t> waiting;
+    size_t next = 0;
   };
   struct Lease {
     Micros deadline;
