@@ -234,7 +234,7 @@ class Engine {
     ConnId holder;  // worker connection running the current attempt, if dispatched
     Micros lease_deadline = 0;
     Micros eligible_since = 0;  // monotonic: when it last became eligible (for aging)
-    bool in_ready = false;      // has a live entry in ready_ (queued and not behind its key)
+    bool in_ready = false;      // has a live entry in its route's queues (eligible to run)
     bool committed = false;     // its submit record is durable
     bool want_ready = false;    // eligible to run, waiting only for its commit
     bool in_backoff = false;    // queued, waiting for its run_after_us
