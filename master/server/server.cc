@@ -666,26 +666,32 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
     if (!st.ok()) reject("malformed_body", st.message());
     return st.ok();
   };
+  // SUBMIT and JOB_SUBMIT: refused while draining or while the store cannot write.
+  auto write_refused = [&](uint64_t req_id) {
+    Status st = WriteRefusal(draining);
+    if (st.ok()) return false;
+    if (!draining) {
+      rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
+                      store_status_.message());
+    }
+    SendClientError(conn, req_id, st);
+    return true;
+  };
+  // The engine's refusal of a submit. It counts queue-full refusals itself
+  // (rejected.queue_full, per task); `invalid` names the reason for the others.
+  auto engine_refused = [&](uint64_t req_id, const Status& st, const char* invalid) {
+    const bool full = st.code() == StatusCode::kResourceExhausted;
+    rejects_.Reject(engine_, now.mono, "client", full ? "queue_full" : invalid, peer, st.message(),
+                    /*count=*/!full);
+    SendClientError(conn, req_id, st);
+  };
 
   switch (cmd) {
     case Command::kSubmit: {
       protocol::Submit m;
-      if (!decode(&m)) return;
-      if (Status st = WriteRefusal(draining); !st.ok()) {
-        if (!draining) {
-          rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
-                          store_status_.message());
-        }
-        return SendClientError(conn, m.req_id, st);
-      }
+      if (!decode(&m) || write_refused(m.req_id)) return;
       auto ids = engine_.Submit(m.tasks, now, fx);
-      if (!ids.ok()) {
-        // The engine counts queue-full refusals itself (rejected.queue_full, per task).
-        const bool full = ids.status().code() == StatusCode::kResourceExhausted;
-        rejects_.Reject(engine_, now.mono, "client", full ? "queue_full" : "invalid_task", peer,
-                        ids.status().message(), /*count=*/!full);
-        return SendClientError(conn, m.req_id, ids.status());
-      }
+      if (!ids.ok()) return engine_refused(m.req_id, ids.status(), "invalid_task");
       pending_.submitted.insert(pending_.submitted.end(), ids->begin(), ids->end());
       pending_.replies.push_back(
           {conn, Command::kSubmitReply,
@@ -775,21 +781,9 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
     }
     case Command::kJobSubmit: {
       protocol::JobSubmit m;
-      if (!decode(&m)) return;
-      if (Status st = WriteRefusal(draining); !st.ok()) {
-        if (!draining) {
-          rejects_.Reject(engine_, now.mono, "client", "store_unavailable", peer,
-                          store_status_.message());
-        }
-        return SendClientError(conn, m.req_id, st);
-      }
+      if (!decode(&m) || write_refused(m.req_id)) return;
       auto job = engine_.SubmitJob(m.job, now, fx);
-      if (!job.ok()) {
-        const bool full = job.status().code() == StatusCode::kResourceExhausted;
-        rejects_.Reject(engine_, now.mono, "client", full ? "queue_full" : "invalid_job", peer,
-                        job.status().message(), /*count=*/!full);
-        return SendClientError(conn, m.req_id, job.status());
-      }
+      if (!job.ok()) return engine_refused(m.req_id, job.status(), "invalid_job");
       job->req_id = m.req_id;
       pending_.replies.push_back({conn, Command::kJobSubmitReply, protocol::EncodeBody(*job)});
       return;
