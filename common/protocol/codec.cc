@@ -1214,4 +1214,32 @@ Status DecodeBody(std::string_view body, ListReply* m) {
   });
 }
 
+StatusOr<uint64_t> PeekReqId(std::string_view body) {
+  const auto* p = reinterpret_cast<const unsigned char*>(body.data());
+  const size_t n = body.size();
+  size_t at = 0;
+  if (n >= 1 && p[0] >= 0x91 && p[0] <= 0x9f) {
+    at = 1;  // fixarray of 1..15
+  } else if (n >= 3 && p[0] == 0xdc) {
+    at = 3;  // array 16
+  } else if (n >= 5 && p[0] == 0xdd) {
+    at = 5;  // array 32
+  } else {
+    return InvalidArgument("body: expected a non-empty array");
+  }
+  if (at >= n) return InvalidArgument("body: no req_id");
+  const unsigned char tag = p[at];
+  size_t width = 0;
+  if (tag <= 0x7f) return uint64_t{tag};
+  if (tag == 0xcc) width = 1;
+  if (tag == 0xcd) width = 2;
+  if (tag == 0xce) width = 4;
+  if (tag == 0xcf) width = 8;
+  if (width == 0 || at + 1 + width > n)
+    return InvalidArgument("body: req_id is not an unsigned integer");
+  uint64_t v = 0;
+  for (size_t i = 0; i < width; ++i) v = (v << 8) | p[at + 1 + i];
+  return v;
+}
+
 }  // namespace yard::protocol

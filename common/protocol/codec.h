@@ -104,6 +104,10 @@ Status DecodeBody(std::string_view body, JobInfo* m);
 Status DecodeBody(std::string_view body, List* m);
 Status DecodeBody(std::string_view body, ListReply* m);
 
+// The req_id of a client-port body (every request and reply starts with it), read without
+// decoding the rest: lets a client find the call a reply belongs to before decoding it.
+StatusOr<uint64_t> PeekReqId(std::string_view body);
+
 // The command that carries each message type.
 template <typename M>
 struct CommandOf;

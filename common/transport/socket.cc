@@ -162,6 +162,15 @@ size_t Poller::AddFd(int fd) {
   return impl_->items.size() - 1;
 }
 
+void Poller::SetFd(size_t index, int fd, bool want_read, bool want_write) {
+  auto& it = impl_->items[index];
+  it.fd = fd;
+  // poll(2) skips negative descriptors, and an item with no events is never ready.
+  it.events =
+      fd < 0 ? 0
+             : static_cast<short>((want_read ? ZMQ_POLLIN : 0) | (want_write ? ZMQ_POLLOUT : 0));
+}
+
 Status Poller::Poll(int timeout_ms) {
   for (auto& it : impl_->items) it.revents = 0;
   try {
@@ -174,7 +183,12 @@ Status Poller::Poll(int timeout_ms) {
 }
 
 bool Poller::Readable(size_t index) const {
-  return (impl_->items[index].revents & ZMQ_POLLIN) != 0;
+  // An fd in error counts as readable so that its reader sees the error.
+  return (impl_->items[index].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0;
+}
+
+bool Poller::Writable(size_t index) const {
+  return (impl_->items[index].revents & ZMQ_POLLOUT) != 0;
 }
 
 }  // namespace yard::transport

@@ -107,10 +107,14 @@ class Poller {
   // Each returns the index used with Readable().
   size_t Add(const Socket& socket);
   size_t AddFd(int fd);
+  // Points item `index` (from AddFd) at another descriptor (-1: none, never ready) and says
+  // what to wait for. For fds that change, such as a reconnecting MQTT client's socket.
+  void SetFd(size_t index, int fd, bool want_read, bool want_write);
   // Waits until something is readable or `timeout_ms` passes (-1: forever). EINTR is not an
   // error: it returns OK with nothing readable so the caller can check its stop flag.
   Status Poll(int timeout_ms);
   bool Readable(size_t index) const;
+  bool Writable(size_t index) const;
 
  private:
   struct Impl;
