@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/protocol/codec.h"
 
@@ -70,6 +71,13 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const MasterOptions& options,
   auto cep = s->clients_sock_->Bind(options.client_endpoint);
   if (!cep.ok()) return cep.status().WithContext("--client-endpoint");
   s->client_endpoint_ = *cep;
+  // The same client port, in process, for the plugins' MasterApi (no TCP hop, same protocol).
+  // The name is unique per server: tests run several in one ZeroMQ context.
+  std::ostringstream inproc;
+  inproc << "inproc://yard-clients-" << static_cast<const void*>(s.get());
+  auto iep = s->clients_sock_->Bind(inproc.str());
+  if (!iep.ok()) return iep.status().WithContext("inproc client endpoint");
+  s->inproc_client_endpoint_ = *iep;
   // Each turn drains both sockets whatever woke it, so the indices are not needed.
   s->poller_.Add(*s->workers_sock_);
   s->poller_.Add(*s->clients_sock_);
@@ -756,7 +764,9 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
     case Command::kStats: {
       protocol::Stats m;
       if (!decode(&m)) return;
-      return SendClient(conn, protocol::StatsReply{m.req_id, engine_.Stats()});
+      protocol::StatsReply reply{m.req_id, engine_.Stats()};
+      if (extra_stats_) extra_stats_->SnapshotInto(&reply.counters);
+      return SendClient(conn, reply);
     }
     case Command::kDeadList: {
       protocol::DeadList m;

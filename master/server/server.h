@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/transport/socket.h"
 #include "master/core/engine.h"
 #include "master/server/options.h"
@@ -38,6 +39,11 @@ class Server {
 
   const std::string& client_endpoint() const { return client_endpoint_; }
   const std::string& worker_endpoint() const { return worker_endpoint_; }
+  // The client port inside this process (inproc://): plugins' MasterApi connects here.
+  const std::string& inproc_client_endpoint() const { return inproc_client_endpoint_; }
+  // Counters and gauges kept outside the core (plugins), reported with the core's in STATS.
+  // Set before Run(); must outlive the server.
+  void SetExtraStats(const Metrics* metrics) { extra_stats_ = metrics; }
 
  private:
   Server(const MasterOptions& options, state::StateStore& store, const Clock& clock);
@@ -84,7 +90,8 @@ class Server {
   std::unique_ptr<transport::Socket> clients_sock_;
   transport::Notifier wake_;
   transport::Poller poller_;
-  std::string client_endpoint_, worker_endpoint_;
+  std::string client_endpoint_, worker_endpoint_, inproc_client_endpoint_;
+  const Metrics* extra_stats_ = nullptr;
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<bool> stop_{false};
   Micros next_heartbeat_ = 0;

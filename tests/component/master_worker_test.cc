@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/transport/socket.h"
+#include "master/api/client_api.h"
 #include "master/server/options.h"
 #include "master/server/server.h"
 #include "master/state/memory_store.h"
@@ -484,6 +485,83 @@ TEST_F(MasterWorkerTest, ResultWhoseCommitFailedIsNotLost) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   ASSERT_TRUE(t->has_value());
   EXPECT_EQ((*t)->state, TaskState::kSucceeded) << protocol::TaskStateName((*t)->state);
+}
+
+}  // namespace
+}  // namespace yard
+
+namespace yard {
+namespace {
+
+// Drives a MasterApi from this thread until `done` holds: poll, Process(), repeat.
+template <typename Fn>
+bool Drive(api::MasterApi& api, Fn done, Micros timeout = kDeadline) {
+  transport::Poller poller;
+  api.AddTo(poller);
+  const Micros until = SystemClock::Get().Now() + timeout;
+  while (!done()) {
+    if (SystemClock::Get().Now() > until) return false;
+    EXPECT_TRUE(poller.Poll(api::MasterApi::kMaxProcessIntervalMs).ok());
+    api.Process();
+  }
+  return true;
+}
+
+TEST_F(MasterWorkerTest, MasterApiSubmitsWatchesTasksAndJobsAndReadsStats) {
+  auto made =
+      api::ClientMasterApi::Create(ctx_, {server_->inproc_client_endpoint()}, SystemClock::Get());
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  api::MasterApi& api = **made;
+
+  std::optional<StatusOr<std::vector<uint64_t>>> ids;
+  api.Submit({Spec("echo", "a"), Spec("echo", "b")}, [&](auto r) { ids = std::move(r); });
+  EXPECT_EQ(api.Outstanding(), 1u);  // callbacks never run inside the call
+  ASSERT_TRUE(Drive(api, [&] { return ids.has_value(); }));
+  ASSERT_TRUE(ids->ok()) << ids->status().ToString();
+  ASSERT_EQ((*ids)->size(), 2u);
+
+  std::vector<TaskInfo> ended;
+  for (uint64_t id : **ids) {
+    api.WatchTask(id, kDeadline, [&](StatusOr<TaskInfo> t) {
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      ended.push_back(*t);
+    });
+  }
+  ASSERT_TRUE(Drive(api, [&] { return ended.size() == 2; }));
+  std::sort(ended.begin(), ended.end(), [](auto& x, auto& y) { return x.id < y.id; });
+  EXPECT_EQ(ended[0].state, TaskState::kSucceeded);
+  EXPECT_EQ(ended[0].result, "a");
+  EXPECT_EQ(ended[1].result, "b");
+
+  protocol::JobSpec job;
+  job.task = Spec("echo", "1\n2\n3\n");
+  job.split = "lines:1";
+  job.aggregate = "count";
+  std::optional<StatusOr<protocol::JobInfo>> job_end;
+  api.SubmitJob(job, [&](StatusOr<protocol::JobSubmitReply> r) {
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    api.WatchJob(r->job_id, kDeadline, [&](auto j) { job_end = std::move(j); });
+  });
+  ASSERT_TRUE(Drive(api, [&] { return job_end.has_value(); }));
+  ASSERT_TRUE(job_end->ok()) << job_end->status().ToString();
+  EXPECT_EQ((*job_end)->state, protocol::JobState::kSucceeded);
+  EXPECT_EQ((*job_end)->result, "3");
+
+  std::optional<StatusOr<TaskInfo>> unknown;
+  std::optional<StatusOr<protocol::JobInfo>> unknown_job;
+  std::optional<StatusOr<std::map<std::string, uint64_t>>> stats;
+  std::optional<StatusOr<std::vector<uint64_t>>> refused;
+  api.WatchTask(999999, kDeadline, [&](auto t) { unknown = std::move(t); });
+  api.GetJob(999999, false, [&](auto j) { unknown_job = std::move(j); });
+  api.Stats([&](auto s) { stats = std::move(s); });
+  api.Submit({Spec("", "no type")}, [&](auto r) { refused = std::move(r); });
+  ASSERT_TRUE(Drive(api, [&] { return unknown && unknown_job && stats && refused; }));
+  EXPECT_EQ(unknown->status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(unknown_job->status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(stats->ok());
+  EXPECT_EQ((**stats).at("tasks.succeeded"), 5u);  // two tasks, three parts
+  EXPECT_EQ(refused->status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(api.Outstanding(), 0u);
 }
 
 }  // namespace
