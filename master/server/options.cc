@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <variant>
 #include <vector>
@@ -53,7 +54,9 @@ struct Setting {
   Target target;
 };
 
-Status LoadToml(const std::string& path, const std::vector<Setting>& settings) {
+Status LoadToml(const std::string& path, const std::vector<Setting>& settings,
+                const std::vector<std::string>& plugin_names,
+                std::map<std::string, toml::table>* plugin_sections) {
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -69,6 +72,11 @@ Status LoadToml(const std::string& path, const std::vector<Setting>& settings) {
     if (!table) {
       return InvalidArgument("config " + path + ": '" + std::string(section.str()) +
                              "' must be a table such as [master]");
+    }
+    const std::string section_name(section.str());
+    if (std::find(plugin_names.begin(), plugin_names.end(), section_name) != plugin_names.end()) {
+      (*plugin_sections)[section_name] = *table;  // checked whole by the plugin's factory
+      continue;
     }
     for (const auto& [name, value] : *table) {
       const std::string full = std::string(section.str()) + "." + std::string(name.str());
@@ -124,7 +132,9 @@ std::optional<std::string> FindConfigFlag(int argc, char** argv) {
 
 }  // namespace
 
-std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
+std::optional<int> ParseMasterOptions(int argc, char** argv,
+                                      const std::vector<std::string>& plugin_names,
+                                      MasterOptions* o) {
   auto timeout = DurationSetting::Millis(&o->engine.default_timeout_ms);
   auto heartbeat = DurationSetting::Millis(&o->engine.heartbeat_ms);
   auto drain = DurationSetting::Millis(&o->drain_timeout_ms);
@@ -134,6 +144,7 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
   auto backoff_max = DurationSetting::Micro(&o->engine.retry_backoff_max);
   auto aging = DurationSetting::Micro(&o->engine.aging);
   std::string config_path;
+  std::string mqtt_broker;
 
   const std::vector<Setting> settings = {
       {"--client-endpoint", "master.client_endpoint",
@@ -189,6 +200,10 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
        &o->worker_threads},
       {"--worker-binary", "workers.binary",
        "yard-worker executable for --workers (default: next to yard-master)", &o->worker_binary},
+      {"--remote-core", "roles.remote_core",
+       "run no core here: only the plugin roles, against the core at this client endpoint "
+       "(e.g. tcp://core-host:7070)",
+       &o->remote_core},
       {"--log-level", "log.level", "trace, debug, info, warn, error, critical or off",
        &o->log_level},
       {"--log-json", "log.json", "log one JSON object per line", &o->log_json},
@@ -199,6 +214,10 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
       "Flags override the --config file; every flag has a config key (shown as [section.key])."};
   app.option_defaults()->always_capture_default();
   app.add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
+  app.add_option("--mqtt", mqtt_broker,
+                 "switch the mqtt role on with this broker (tcp://host:1883); the [mqtt] section "
+                 "holds its other settings (master/plugins/mqtt/README.md)");
+  app.add_flag("--list-plugins", o->list_plugins, "list the plugins built in, then exit");
   for (const auto& s : settings) {
     const std::string help = std::string(s.help) + "  [" + s.key + "]";
     std::visit(
@@ -216,7 +235,7 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
   }
 
   if (auto path = FindConfigFlag(argc, argv)) {
-    Status st = LoadToml(*path, settings);
+    Status st = LoadToml(*path, settings, plugin_names, &o->plugin_sections);
     if (!st.ok()) {
       std::cerr << "yard-master: " << st.message() << "\n";
       return 2;
@@ -227,6 +246,9 @@ std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* o) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+  if (!mqtt_broker.empty()) {
+    o->plugin_sections["mqtt"].insert_or_assign("brokers", toml::array{mqtt_broker});
   }
   for (const auto& s : settings) {
     auto* const* d = std::get_if<DurationSetting*>(&s.target);

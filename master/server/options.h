@@ -2,9 +2,13 @@
 // of settings drives both, so each flag has exactly one config key and one help text.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "master/core/engine.h"
 
@@ -29,10 +33,19 @@ struct MasterOptions {
   std::string worker_binary;  // default: yard-worker next to yard-master
   std::string log_level = "info";
   bool log_json = false;
+  // Roles. Plugins are switched on by their config section ([mqtt], [web]) or flag (--mqtt);
+  // `enabled = false` in a section switches one off. With remote_core set, this process runs
+  // no core (no store, no worker port): its plugins talk to the core at that client endpoint.
+  std::map<std::string, toml::table> plugin_sections;
+  std::string remote_core;
+  bool list_plugins = false;
 };
 
-// Parses flags (and the file named by --config). Returns nullopt to go on, or the exit code to
-// leave with: 0 after --help, 2 after a usage or config error (already printed to stderr).
-std::optional<int> ParseMasterOptions(int argc, char** argv, MasterOptions* out);
+// Parses flags (and the file named by --config). Sections named in `plugin_names` are kept
+// whole in plugin_sections for their plugin to check. Returns nullopt to go on, or the exit
+// code to leave with: 0 after --help, 2 after a usage or config error (already printed).
+std::optional<int> ParseMasterOptions(int argc, char** argv,
+                                      const std::vector<std::string>& plugin_names,
+                                      MasterOptions* out);
 
 }  // namespace yard::server
