@@ -201,3 +201,87 @@ class ClientConn:
 
     def stats(self):
         return self.call(0x2A, [], 0x2B)[1]
+
+
+class Broker(Process):
+    """A real mosquitto on a free port (or `port`), with its own config, persistence and log
+    in `workdir`. stop() is SIGTERM (it saves its persistence file); kill() is SIGKILL."""
+
+    def __init__(self, workdir, port=None, name="broker"):
+        self.port = port or free_port()
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\n"
+                    "allow_anonymous true\n"
+                    "persistence true\n"
+                    f"persistence_location {self.dir}/\n"
+                    "max_queued_messages 1000000\n"
+                    "max_inflight_messages 1000\n"
+                    "set_tcp_nodelay true\n"
+                    "log_dest stdout\n")
+        super().__init__(["mosquitto", "-c", conf], os.path.join(self.dir, "mosquitto.log"))
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        wait_until(self._accepting, 10, f"mosquitto on port {self.port}")
+
+    def _accepting(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("mosquitto exited at start:\n" + self.log())
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.exit_code is None:
+            self.stop()
+
+
+def devices(broker, *args, check=True, timeout=120):
+    """Runs yard-devices against `broker` with --json; returns (exit code, summary dict)."""
+    r = subprocess.run([os.path.join(bin_dir(), "yard-devices"), "--broker", broker.url,
+                        "--json", *args], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"yard-devices {' '.join(args)}: exit {r.returncode}: " \
+            f"{r.stdout}{r.stderr}"
+    return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else {})
+
+
+def mqtt_pub(broker, topic, payload, qos=1):
+    subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-q", str(qos), "-t", topic,
+                    "-s"], input=payload if isinstance(payload, bytes) else payload.encode(),
+                   check=True, timeout=10)
+
+
+class MqttSub(Process):
+    """mosquitto_sub on `topic`, printing "topic payload" lines to a log. Returns once it is
+    subscribed (a probe on `probe_topic`, which must match `topic`, came back)."""
+
+    def __init__(self, workdir, broker, topic, probe_topic, name="sub"):
+        super().__init__(["mosquitto_sub", "-p", str(broker.port), "-q", "1", "-v", "-t", topic],
+                         os.path.join(workdir, f"{name}.log"))
+        self.probe_topic = probe_topic
+
+        def probed():
+            mqtt_pub(broker, probe_topic, "probe")
+            time.sleep(0.1)
+            return any(l.startswith(probe_topic) for l in self.log().splitlines())
+        wait_until(probed, 10, f"mosquitto_sub subscribed to {topic}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.exit_code is None:
+            self.stop()
+
+    def lines(self):
+        """(topic, payload) pairs received, the probes left out."""
+        out = []
+        for line in self.log().splitlines():
+            topic, _, payload = line.partition(" ")
+            if topic and topic != self.probe_topic:
+                out.append((topic, payload))
+        return out

@@ -47,7 +47,7 @@ class TableReader {
     *out = static_cast<T>(*v);
     return Status::Ok();
   }
-  // "250ms", "10s" (or a number of milliseconds).
+  // "250ms", "10s", or a number of seconds (as everywhere in yard-master's config).
   Status Duration(const char* key, Micros* out) {
     const toml::node* n = Find(key);
     if (!n) return Status::Ok();
@@ -55,7 +55,7 @@ class TableReader {
     if (auto s = n->value<std::string>()) {
       text = *s;
     } else if (auto i = n->value<int64_t>(); i && *i >= 0) {
-      text = std::to_string(*i) + "ms";
+      text = std::to_string(*i);
     } else {
       return Error(key, "expected a duration such as \"500ms\"");
     }

@@ -91,6 +91,13 @@ TEST(MqttConfig, RulesAreCheckedWithTheirPath) {
   ExpectError("brokers = \"localhost\"\nrules = 3", "mqtt.rules: expected [[mqtt.rules]]");
 }
 
+TEST(MqttConfig, DurationsAreTextOrSeconds) {
+  auto c = Parse("brokers = \"h\"\nstats_interval = 2\nreply_timeout = \"250ms\"");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->stats_interval, 2 * kSeconds);
+  EXPECT_EQ(c->reply_timeout, 250 * kMillis);
+}
+
 TEST(MqttConfig, TopLevelKeysAreChecked) {
   ExpectError("brokers = \"h\"\nbrokerz = 1", "mqtt.brokerz: unknown key");
   ExpectError("brokers = \"h\"\nprefix = \"a/+/b\"", "mqtt.prefix");
