@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Standalone Yard on this machine: installs, builds (Release) and starts a master with N
-# embedded workers, submits a short demo and shows its results, then keeps serving until
-# Ctrl-C. Usage: deploy/up.sh [--demo] [--workers N]
+# Standalone Yard on this machine: installs, builds (Release) and starts a local MQTT broker
+# (mosquitto, own config in a temp dir) and a master with its mqtt role and N embedded
+# workers, runs a short demo (CLI tasks, simulated devices' telemetry turned into tasks, a
+# device request answered) and shows the results, then keeps serving until Ctrl-C.
+# Usage: deploy/up.sh [--demo] [--workers N]
 #   --demo        exit after the demo (the master stops with SIGTERM and must exit 0)
 #   --workers N   embedded workers (default 2)
-# Ports: YARD_CLIENT_PORT (default 7070) and YARD_WORKER_PORT (default 7071); 0 picks free ones.
+# Ports: YARD_CLIENT_PORT (default 7070), YARD_WORKER_PORT (default 7071), YARD_MQTT_PORT
+# (default: a free one); 0 picks free ones.
 # State: YARD_DATA_DIR (default ./yard-data in the repo; a fresh temp dir with --demo).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -15,7 +18,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --demo) demo_only=1 ;;
     --workers) workers="${2:?--workers needs a number}"; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -23,17 +26,32 @@ done
 
 bash "$YARD_ROOT/deploy/bootstrap.sh"
 echo "== building (Release)"
-yard_build "$YARD_ROOT/build" Release yard_master_bin yard_worker_bin yard_cli_bin
+yard_build "$YARD_ROOT/build" Release yard_master_bin yard_worker_bin yard_cli_bin yard_devices
 BIN="$YARD_ROOT/build/bin"
 
 RUN_DIR="$(mktemp -d /tmp/yard-up.XXXXXX)"
+MQTT_PORT="${YARD_MQTT_PORT:-0}"
+if [ "$MQTT_PORT" = 0 ]; then
+  MQTT_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+fi
+printf '%s\n' "listener $MQTT_PORT 127.0.0.1" "allow_anonymous true" "persistence true" \
+  "persistence_location $RUN_DIR/" "max_queued_messages 1000000" "set_tcp_nodelay true" >"$RUN_DIR/mosquitto.conf"
+echo "== starting mosquitto on 127.0.0.1:$MQTT_PORT (config and log in $RUN_DIR)"
+mosquitto -c "$RUN_DIR/mosquitto.conf" >"$RUN_DIR/mosquitto.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 1 50); do
+  python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$MQTT_PORT" 2>/dev/null && break
+  kill -0 "$BROKER_PID" 2>/dev/null || { cat "$RUN_DIR/mosquitto.log"; echo "mosquitto failed to start" >&2; exit 1; }
+  sleep 0.1
+done
 if [ "$demo_only" -eq 1 ]; then
   DATA_DIR="${YARD_DATA_DIR:-$RUN_DIR/data}"
 else
   DATA_DIR="${YARD_DATA_DIR:-$YARD_ROOT/yard-data}"
 fi
-echo "== starting yard-master with $workers workers (state in $DATA_DIR, logs in $RUN_DIR/master.log)"
+echo "== starting yard-master with $workers workers and the mqtt role (state in $DATA_DIR, logs in $RUN_DIR/master.log)"
 "$BIN/yard-master" \
+  --mqtt "tcp://127.0.0.1:$MQTT_PORT" \
   --client-endpoint "tcp://127.0.0.1:${YARD_CLIENT_PORT:-7070}" \
   --worker-endpoint "tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}" \
   --data-dir "$DATA_DIR" \
@@ -41,15 +59,20 @@ echo "== starting yard-master with $workers workers (state in $DATA_DIR, logs in
 MASTER_PID=$!
 
 stop_master() {
+  local rc=0
   if kill -0 "$MASTER_PID" 2>/dev/null; then
     kill -TERM "$MASTER_PID"
-    local rc=0
     wait "$MASTER_PID" || rc=$?
     echo "== yard-master stopped (exit $rc)"
-    return "$rc"
   fi
+  if kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -TERM "$BROKER_PID"
+    wait "$BROKER_PID" || true
+  fi
+  return "$rc"
 }
 trap 'stop_master; exit $?' INT TERM
+trap 'stop_master >/dev/null 2>&1 || true' EXIT  # a failing step leaves nothing running
 
 for _ in $(seq 1 100); do
   [ -s "$RUN_DIR/ready.json" ] && break
@@ -80,6 +103,26 @@ echo "\$ yard submit fail oops --max-attempts 2 --wait   # fails on purpose, ret
 yard submit fail oops --max-attempts 2 --wait || echo "(exit code $? as documented: the task failed)"
 echo "\$ yard dead list   # it used up its attempts: a dead letter, kept for an operator"
 yard dead list
+echo "== devices over MQTT (broker 127.0.0.1:$MQTT_PORT)"
+echo "\$ yard-devices --devices 20 --count 50 --requests 1   # telemetry, then one request each"
+"$BIN/yard-devices" --broker "tcp://127.0.0.1:$MQTT_PORT" --devices 20 --count 50 --requests 1 --quiet
+echo "# each device's readings (100 at a time, or every second) became telemetry.stats tasks:"
+for _ in $(seq 1 50); do
+  [ "$(yard --json list --type telemetry.stats --state succeeded | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')" -ge 20 ] && break
+  sleep 0.1
+done
+echo "\$ yard list --type telemetry.stats --limit 3"
+yard list --type telemetry.stats --limit 3
+first="$(yard --json list --type telemetry.stats --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["id"])')"
+echo "\$ yard result $first"
+yard result "$first"
+echo "# a device request, answered on its response topic:"
+echo "\$ mosquitto_pub -t yard/devices/dev-0042/requests/echo -m '{\"request_id\":\"demo-1\",\"payload\":\"ping\"}'"
+mosquitto_sub -p "$MQTT_PORT" -q 1 -C 1 -W 10 -v -t 'yard/devices/dev-0042/responses/#' &
+SUB_PID=$!
+sleep 0.3
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t yard/devices/dev-0042/requests/echo -m '{"request_id":"demo-1","payload":"ping"}'
+wait "$SUB_PID" || echo "(no reply within 10 s)"
 echo "\$ yard workers"
 yard workers
 echo "\$ yard stats"
@@ -91,4 +134,5 @@ if [ "$demo_only" -eq 1 ]; then
 fi
 echo "== Yard is serving at $CLIENT (workers: tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}). Ctrl-C stops it."
 echo "   try: YARD_MASTER=$CLIENT $BIN/yard submit echo hi --wait"
+echo "        $BIN/yard-devices --broker tcp://127.0.0.1:$MQTT_PORT --devices 100 --duration 10s --rate 5000"
 wait "$MASTER_PID"
