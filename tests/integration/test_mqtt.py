@@ -184,6 +184,7 @@ def test_backpressure_pauses_reading_and_resumes(tmp_path):
         assert 200 <= s["tasks.active"] <= 200 + 50 + 200, s
         assert s["mqtt.pauses"] >= 1
         rss_kb = int(open(f"/proc/{master.proc.pid}/status").read().split("VmRSS:")[1].split()[0])
+        print(f"\npaused with {s['tasks.active']} tasks active, master RSS {rss_kb // 1024} MB")
         assert rss_kb < 200 * 1024
         worker = yardlib.Worker(tmp_path, master.worker_endpoint, "w1")
         wait_until(lambda: stats(master).get("tasks.succeeded", 0) == 3000, 60, "all 3000 done")
