@@ -239,6 +239,11 @@ void Server::Turn(int timeout_ms, bool draining) {
     if (!got.ok() || !*got) break;
     HandleWorkerMessage(frames, now, fx);
   }
+  // What the workers changed is pending before clients are served: a GET, WAIT or LIST in this
+  // turn must see a task that just ended, which has left the engine and reaches the store only
+  // with the commit (Lookup and ListPage read the pending batch).
+  CarryOut(fx);
+  fx = core::Effects{};
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     auto got = clients_sock_->Recv(&frames);
     if (!got.ok() || !*got) break;
@@ -429,13 +434,28 @@ StatusOr<std::vector<protocol::TaskInfo>> Server::DeadPage(uint64_t after_id, si
   return out;
 }
 
+// A task that ended in this turn has left the engine, and its record reaches the store only
+// with the turn's commit: until then the pending batch has its newest version.
+const protocol::TaskInfo* Server::PendingTask(uint64_t id) const {
+  const auto& records = pending_.batch.records;
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (it->id == id) return &*it;
+  }
+  return nullptr;
+}
+
 StatusOr<std::optional<protocol::TaskInfo>> Server::Lookup(uint64_t id) const {
   if (const auto* t = engine_.Find(id)) return std::optional<protocol::TaskInfo>(*t);
+  if (const auto* t = PendingTask(id)) return std::optional<protocol::TaskInfo>(*t);
   return store_.Get(id);
 }
 
 StatusOr<std::optional<protocol::JobInfo>> Server::LookupJob(uint64_t id) const {
   if (auto j = engine_.FindJob(id)) return j;
+  const auto& jobs = pending_.batch.jobs;  // a job closed in this turn, as for tasks
+  for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
+    if (it->id == id) return std::optional<protocol::JobInfo>(*it);
+  }
   return store_.GetJob(id);
 }
 
@@ -453,10 +473,21 @@ StatusOr<protocol::ListReply> Server::ListPage(const protocol::List& m) const {
     size_t scanned = 0;
     // A job's parts and reduce task have ids after the job's own.
     const uint64_t from = m.job_id != 0 ? std::max(m.after_id, m.job_id) : m.after_id;
+    auto matches = [&](const protocol::TaskInfo& t) {
+      return (!m.state || t.state == *m.state) && (m.type.empty() || t.type == m.type) &&
+             (m.key.empty() || t.key == m.key) && (m.job_id == 0 || t.job_id == m.job_id);
+    };
+    // Tasks that ended in this turn are in neither the engine nor the store yet.
+    std::map<uint64_t, const protocol::TaskInfo*> ended_now;
+    for (const auto& t : pending_.batch.records) {
+      if (t.id > from && protocol::IsTerminal(t.state) && !engine_.Find(t.id)) {
+        ended_now[t.id] = &t;  // the last version wins
+      }
+    }
     RETURN_IF_ERROR(store_.ForEachFinished(from, [&](protocol::TaskInfo&& t) {
-      if (engine_.Find(t.id)) return true;  // requeued since: the engine's copy is current
-      if ((m.state && t.state != *m.state) || (!m.type.empty() && t.type != m.type) ||
-          (!m.key.empty() && t.key != m.key) || (m.job_id != 0 && t.job_id != m.job_id)) {
+      if (engine_.Find(t.id)) return true;     // requeued since: the engine's copy is current
+      if (ended_now.count(t.id)) return true;  // the pending version is newer
+      if (!matches(t)) {
         if (++scanned >= kListScanBudget) {
           scanned_to = t.id;
           return false;
@@ -469,6 +500,19 @@ StatusOr<protocol::ListReply> Server::ListPage(const protocol::List& m) const {
       finished.push_back(std::move(t));
       return finished.size() <= limit;
     }));
+    // The store's scan saw everything up to its last record (or to scanned_to).
+    const uint64_t seen_to = scanned_to != 0           ? scanned_to
+                             : finished.size() > limit ? finished.back().id
+                                                       : UINT64_MAX;
+    for (const auto& [id, t] : ended_now) {
+      if (id > seen_to || !matches(*t)) continue;
+      protocol::TaskInfo copy = *t;
+      copy.payload.clear();
+      copy.result.clear();
+      finished.push_back(std::move(copy));
+    }
+    std::sort(finished.begin(), finished.end(),
+              [](const protocol::TaskInfo& a, const protocol::TaskInfo& b) { return a.id < b.id; });
   }
   std::vector<protocol::TaskInfo> merged;
   merged.reserve(active.size() + finished.size());

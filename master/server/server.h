@@ -64,6 +64,8 @@ class Server {
   void CommitPending(core::Now now);
   void ExpireWaiters(core::Now now);
   void ReplyTaskState(const std::string& conn, uint64_t req_id, uint64_t id);
+  // The newest version of a task changed in this turn and not yet committed, if any.
+  const protocol::TaskInfo* PendingTask(uint64_t id) const;
   StatusOr<std::optional<protocol::TaskInfo>> Lookup(uint64_t id) const;
   // An open job from the engine (live progress) or a finished one from the store.
   StatusOr<std::optional<protocol::JobInfo>> LookupJob(uint64_t id) const;

@@ -166,6 +166,7 @@ def test_broker_keeps_messages_while_the_master_is_down(tmp_path):
             wait_until(lambda: stats(master).get("mqtt.messages_committed", 0) == 100, 30,
                        "the 100 messages sent while the master was down")
             by_device = seqs_by_device(all_tasks(master))
+            assert len(by_device) == 4
             assert all(seqs == list(range(1, 26)) for seqs in by_device.values())
             master.stop()
         assert master.exit_code == 0
