@@ -311,3 +311,32 @@ def test_mqtt5_correlation_data_and_response_topic(tmp_path):
         assert reply["state"] == "succeeded" and reply["result"] == "v5 hello"
         master.stop()
     assert master.exit_code == 0
+
+
+def test_mqtt_role_in_its_own_process_against_a_remote_core(tmp_path):
+    """--remote-core: the mqtt role runs without a core and reaches the core over TCP."""
+    with Broker(tmp_path) as broker, Master(tmp_path, "--memory", "--workers", "1") as core:
+        conf = tmp_path / "mqtt-role.toml"
+        conf.write_text(f'[mqtt]\nbrokers = ["{broker.url}"]\nclient_id = "yard-role"\n' + RULES)
+        role = yardlib.Process([os.path.join(yardlib.bin_dir(), "yard-master"), "--remote-core",
+                                core.client_endpoint, "--config", str(conf)],
+                               os.path.join(tmp_path, "role.log"))
+        wait_until(lambda: "mqtt: connected" in role.log(), 15, "the mqtt role connected")
+        with yardlib.MqttSub(tmp_path, broker, "yard/devices/+/responses/#",
+                             "yard/devices/probe/responses/p") as sub:
+            def answered():
+                mqtt_pub(broker, "yard/devices/r1/requests/echo",
+                         '{"request_id":"q1","payload":"over tcp"}')
+                time.sleep(0.2)
+                return sub.lines()
+            wait_until(answered, 20, "a request answered through the remote core")
+            reply = json.loads(sub.lines()[0][1])
+        assert reply["state"] == "succeeded" and reply["result"] == "over tcp"
+        devices(broker, "--devices", "5", "--count", "20")
+        wait_until(lambda: stats(core).get("tasks.succeeded", 0) >= 101, 30, "telemetry tasks")
+        by_device = seqs_by_device(all_tasks(core))
+        assert all(seqs == list(range(1, 21)) for seqs in by_device.values())
+        assert len(by_device) == 5
+        assert role.stop() == 0
+        core.stop()
+    assert core.exit_code == 0
