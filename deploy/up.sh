@@ -36,6 +36,8 @@ if [ "$MQTT_PORT" = 0 ]; then
 fi
 printf '%s\n' "listener $MQTT_PORT 127.0.0.1" "allow_anonymous true" "persistence true" \
   "persistence_location $RUN_DIR/" "max_queued_messages 1000000" "set_tcp_nodelay true" >"$RUN_DIR/mosquitto.conf"
+# As root, mosquitto would drop to its own user, which cannot write the private run dir.
+[ "$(id -u)" -eq 0 ] && echo "user root" >>"$RUN_DIR/mosquitto.conf"
 echo "== starting mosquitto on 127.0.0.1:$MQTT_PORT (config and log in $RUN_DIR)"
 mosquitto -c "$RUN_DIR/mosquitto.conf" >"$RUN_DIR/mosquitto.log" 2>&1 &
 BROKER_PID=$!

@@ -340,3 +340,69 @@ def test_mqtt_role_in_its_own_process_against_a_remote_core(tmp_path):
         assert role.stop() == 0
         core.stop()
     assert core.exit_code == 0
+
+
+def make_tls_broker_files(d):
+    """A CA and a server certificate for 127.0.0.1 (openssl), and a password file with
+    user yard / password s3cret (mosquitto_passwd). Returns the paths."""
+    run = lambda *a: yardlib.subprocess.run(a, check=True, capture_output=True, timeout=60)
+    ca_key, ca, key, csr, cert = (str(d / n) for n in
+                                  ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=yard-test-ca", "-keyout", ca_key, "-out", ca)
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", key, "-out", csr)
+    ext = d / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-days", "2", "-extfile", str(ext), "-out", cert)
+    passwd = str(d / "passwd")
+    run("mosquitto_passwd", "-c", "-b", passwd, "yard", "s3cret")
+    return ca, cert, key, passwd
+
+
+def test_tls_and_password_to_the_broker(tmp_path):
+    ca, cert, key, passwd = make_tls_broker_files(tmp_path)
+    port = yardlib.free_port()
+    conf = tmp_path / "tls-broker.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+                    f"allow_anonymous false\npassword_file {passwd}\n" + yardlib.ROOT_STAYS_ROOT)
+    broker = yardlib.Process(["mosquitto", "-c", str(conf)], str(tmp_path / "tls-broker.log"))
+    try:
+        def accepting():
+            with yardlib.socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_until(accepting, 10, "the TLS broker")
+        for password, works in (("wrong", False), ("s3cret", True)):
+            mconf = tmp_path / f"master-{password}.toml"
+            mconf.write_text(f'[mqtt]\nbrokers = ["mqtts://127.0.0.1:{port}"]\n'
+                             f'tls_ca_file = "{ca}"\nusername = "yard"\npassword = "{password}"\n'
+                             'reconnect_min = "50ms"\nstats_interval = "50ms"\n')
+            with Master(tmp_path, "--memory", "--workers", "1", "--config", str(mconf)) as master:
+                if not works:
+                    wait_until(lambda: stats(master).get("mqtt.connect_failures", 0) >= 1, 15,
+                               "the broker refusing the password")
+                    assert stats(master).get("mqtt.connected", 0) == 0
+                    assert "refused the connection" in master.log()
+                else:
+                    wait_until(lambda: stats(master).get("mqtt.connected") == 1, 15,
+                               "connected over TLS with the password")
+                    sub = yardlib.Process(
+                        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "--cafile", ca, "-u", "yard", "-P",
+                         "s3cret", "-q", "1", "-v", "-C", "1", "-t", "yard/devices/+/responses/#"],
+                        str(tmp_path / "tls-sub.log"))
+                    def answered():
+                        yardlib.subprocess.run(
+                            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", ca, "-u", "yard", "-P",
+                             "s3cret", "-q", "1", "-t", "yard/devices/t1/requests/echo",
+                             "-m", '{"request_id":"tls1","payload":"secret hello"}'],
+                            check=True, timeout=10)
+                        time.sleep(0.2)
+                        return "tls1" in sub.log()
+                    wait_until(answered, 20, "a request answered over TLS")
+                    assert '"result":"secret hello"' in sub.log()
+                    sub.stop()
+                master.stop()
+            assert master.exit_code == 0
+    finally:
+        broker.stop()

@@ -220,7 +220,7 @@ class Broker(Process):
                     "max_queued_messages 1000000\n"
                     "max_inflight_messages 1000\n"
                     "set_tcp_nodelay true\n"
-                    "log_dest stdout\n")
+                    "log_dest stdout\n" + ROOT_STAYS_ROOT)
         super().__init__(["mosquitto", "-c", conf], os.path.join(self.dir, "mosquitto.log"))
         self.url = f"tcp://127.0.0.1:{self.port}"
         wait_until(self._accepting, 10, f"mosquitto on port {self.port}")
@@ -237,6 +237,11 @@ class Broker(Process):
     def __exit__(self, *exc):
         if self.exit_code is None:
             self.stop()
+
+
+# mosquitto started as root drops to the `mosquitto` user, which cannot read or write the
+# private temp dirs the tests give it (persistence, password files): stay root instead.
+ROOT_STAYS_ROOT = "user root\n" if os.geteuid() == 0 else ""
 
 
 def devices(broker, *args, check=True, timeout=120):
