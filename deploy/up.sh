@@ -109,20 +109,21 @@ echo "== devices over MQTT (broker 127.0.0.1:$MQTT_PORT)"
 echo "\$ yard-devices --devices 20 --count 50 --requests 1   # telemetry, then one request each"
 "$BIN/yard-devices" --broker "tcp://127.0.0.1:$MQTT_PORT" --devices 20 --count 50 --requests 1 --quiet
 echo "# each device's readings (100 at a time, or every second) became telemetry.stats tasks:"
-for _ in $(seq 1 50); do
-  [ "$(yard --json list --type telemetry.stats --state succeeded | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')" -ge 20 ] && break
+for _ in $(seq 1 100); do
+  yard --json stats | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s.get("mqtt.messages_committed", 0) >= 1020 and s["tasks.active"] == 0 else 1)' && break
   sleep 0.1
 done
-echo "\$ yard list --type telemetry.stats --limit 3"
-yard list --type telemetry.stats --limit 3
-first="$(yard --json list --type telemetry.stats --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["id"])')"
+echo "\$ yard list --type telemetry.stats --key dev-0000"
+yard list --type telemetry.stats --key dev-0000
+first="$(yard --json list --type telemetry.stats --key dev-0000 --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["id"])')"
 echo "\$ yard result $first"
 yard result "$first"
+echo
 echo "# a device request, answered on its response topic:"
 echo "\$ mosquitto_pub -t yard/devices/dev-0042/requests/echo -m '{\"request_id\":\"demo-1\",\"payload\":\"ping\"}'"
 mosquitto_sub -p "$MQTT_PORT" -q 1 -C 1 -W 10 -v -t 'yard/devices/dev-0042/responses/#' &
 SUB_PID=$!
-sleep 0.3
+sleep 0.5
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t yard/devices/dev-0042/requests/echo -m '{"request_id":"demo-1","payload":"ping"}'
 wait "$SUB_PID" || echo "(no reply within 10 s)"
 echo "\$ yard workers"
