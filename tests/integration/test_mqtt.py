@@ -33,13 +33,16 @@ aggregate = "count"
 
 
 def mqtt_master(tmp, broker, *extra, settings="", client_id=None):
-    """A master with the mqtt role on `broker`; `settings` go in the [mqtt] section."""
+    """A master with the mqtt role on `broker`, returned once that role is connected;
+    `settings` go in the [mqtt] section."""
     conf = os.path.join(tmp, "master.toml")
     with open(conf, "w") as f:
         f.write(f'[mqtt]\nbrokers = ["{broker.url}"]\n'
                 f'client_id = "{client_id or "yard-test-" + str(os.getpid())}"\n'
                 'stats_interval = "50ms"\n' + settings + RULES)
-    return Master(tmp, "--config", conf, *extra)
+    master = Master(tmp, "--config", conf, *extra)
+    wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
+    return master
 
 
 def stats(master):
@@ -81,7 +84,6 @@ def seqs_by_device(tasks):
 def test_telemetry_of_100_devices_becomes_tasks_in_device_order(tmp_path):
     with Broker(tmp_path) as broker, mqtt_master(tmp_path, broker, "--memory", "--workers",
                                                  "2") as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         _, summary = devices(broker, "--devices", "100", "--count", "20", "--qos", "1")
         assert summary["sent"] == 2000 and summary["acked"] == 2000
         wait_until(lambda: stats(master).get("mqtt.messages_committed", 0) == 2000, 30,
@@ -100,7 +102,6 @@ def test_telemetry_of_100_devices_becomes_tasks_in_device_order(tmp_path):
 def test_request_reply_round_trip_for_tasks_and_jobs(tmp_path):
     with Broker(tmp_path) as broker, mqtt_master(tmp_path, broker, "--memory", "--workers",
                                                  "2") as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         _, summary = devices(broker, "--devices", "5", "--count", "0", "--requests", "4",
                              "--request-payload", "hello")
         assert summary["requests"] == 20
@@ -121,7 +122,6 @@ def test_request_reply_round_trip_for_tasks_and_jobs(tmp_path):
 def test_batching_window_by_count_and_by_time(tmp_path):
     with Broker(tmp_path) as broker, mqtt_master(tmp_path, broker, "--memory", "--workers",
                                                  "1") as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         for i in range(12):
             mqtt_pub(broker, "yard/devices/d1/telemetry/batched", json.dumps({"value": i}))
         wait_until(lambda: stats(master).get("tasks.succeeded", 0) == 3, 20, "three batches")
@@ -138,7 +138,6 @@ def test_broker_restart_reconnects_and_loses_nothing(tmp_path):
     broker = Broker(tmp_path)
     with mqtt_master(tmp_path, broker, "--memory", "--workers", "2",
                      settings='reconnect_min = "50ms"\nreconnect_max = "500ms"\n') as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         devices(broker, "--devices", "10", "--count", "50")
         wait_until(lambda: stats(master).get("mqtt.messages_committed", 0) == 500, 30, "first 500")
         assert broker.stop() == 0
@@ -159,7 +158,6 @@ def test_broker_keeps_messages_while_the_master_is_down(tmp_path):
     """Clean session off, QoS 1: what devices send while the master is away arrives later."""
     with Broker(tmp_path) as broker:
         master = mqtt_master(tmp_path, broker, client_id="yard-keep")
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         assert master.stop() == 0
         devices(broker, "--devices", "4", "--count", "25")
         with mqtt_master(tmp_path, broker, "--workers", "1", client_id="yard-keep") as master:
@@ -176,7 +174,6 @@ def test_backpressure_pauses_reading_and_resumes(tmp_path):
     settings = "pause_above = 200\nresume_below = 100\nmax_buffered = 50\n"
     with Broker(tmp_path) as broker, mqtt_master(tmp_path, broker, "--memory",
                                                  settings=settings) as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         devices(broker, "--devices", "10", "--count", "300")  # 3000: the broker takes them all
         wait_until(lambda: stats(master).get("mqtt.paused") == 1, 20, "intake paused")
         time.sleep(1)
@@ -202,7 +199,6 @@ def test_malformed_input_is_counted_answered_and_harmless(tmp_path):
     with Broker(tmp_path) as broker, mqtt_master(
             tmp_path, broker, "--memory", "--workers", "1",
             settings="max_payload_bytes = 1024\n") as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         with yardlib.MqttSub(tmp_path, broker, "yard/devices/+/responses/#",
                              "yard/devices/probe/responses/p") as sub:
             mqtt_pub(broker, "yard/devices/d1/telemetry", "{not json")
@@ -237,7 +233,6 @@ def test_master_sigkill_with_qos1_in_flight(tmp_path):
     with Broker(tmp_path) as broker:
         master = mqtt_master(tmp_path, broker, "--workers", "1", settings=settings,
                              client_id="yard-crash")
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         sim = yardlib.Process([os.path.join(yardlib.bin_dir(), "yard-devices"), "--broker",
                                broker.url, "--devices", "20", "--count", "500", "--rate", "4000",
                                "--json"], os.path.join(tmp_path, "devices.log"))
@@ -296,7 +291,6 @@ def test_fails_over_to_the_next_broker(tmp_path):
 def test_mqtt5_correlation_data_and_response_topic(tmp_path):
     with Broker(tmp_path) as broker, mqtt_master(tmp_path, broker, "--memory", "--workers", "1",
                                                  settings="protocol = 5\n") as master:
-        wait_until(lambda: stats(master).get("mqtt.connected") == 1, 10, "mqtt connected")
         with yardlib.MqttSub(tmp_path, broker, "app/replies/#", "app/replies/probe") as sub:
             yardlib.subprocess.run(
                 ["mosquitto_pub", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
