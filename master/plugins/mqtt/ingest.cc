@@ -168,21 +168,8 @@ void Ingest::OnMessage(const Message& m) {
         payload = it->is_string() ? it->get<std::string>() : it->dump();
       }
     }
-    Unit u;
-    u.origin = std::move(origin);
-    const std::string key = rule->key == KeyBy::kNone ? "" : device;
-    if (!rule->split.empty()) {
-      protocol::JobSpec job;
-      job.task = SpecFor(*rule, key, std::move(payload));
-      job.split = rule->split;
-      job.aggregate = rule->aggregate;
-      job.policy = rule->policy;
-      u.job = std::move(job);
-    } else {
-      u.task = SpecFor(*rule, key, std::move(payload));
-    }
     ++buffered_;
-    outgoing_.push_back(std::move(u));
+    Enqueue(*rule, rule->key == KeyBy::kNone ? "" : device, std::move(payload), std::move(origin));
     return;
   }
 
@@ -202,24 +189,18 @@ void Ingest::OnMessage(const Message& m) {
   if (rule->key == KeyBy::kStream) key = stream.empty() ? device : device + "/" + stream;
   ++buffered_;
   if (rule->batch_count > 1) return AddReading(rule_index, device, key, m.payload, now);
-  Unit u;
-  u.origin = std::move(origin);
-  if (!rule->split.empty()) {
-    protocol::JobSpec job;
-    job.task = SpecFor(*rule, key, m.payload);
-    job.split = rule->split;
-    job.aggregate = rule->aggregate;
-    job.policy = rule->policy;
-    u.job = std::move(job);
-  } else {
-    u.task = SpecFor(*rule, key, m.payload);
-  }
-  outgoing_.push_back(std::move(u));
+  Enqueue(*rule, key, m.payload, std::move(origin));
 }
 
-protocol::TaskSpec Ingest::SpecFor(const Rule& rule, const std::string& key,
-                                   std::string payload) const {
-  protocol::TaskSpec t;
+void Ingest::Enqueue(const Rule& rule, const std::string& key, std::string payload, Origin origin) {
+  Unit u;
+  u.origin = std::move(origin);
+  protocol::TaskSpec& t = rule.split.empty() ? u.task : u.job.emplace().task;
+  if (u.job) {
+    u.job->split = rule.split;
+    u.job->aggregate = rule.aggregate;
+    u.job->policy = rule.policy;
+  }
   t.type = rule.type;
   t.payload = std::move(payload);
   t.key = key;
@@ -228,7 +209,7 @@ protocol::TaskSpec Ingest::SpecFor(const Rule& rule, const std::string& key,
   t.timeout_ms = rule.timeout_ms;
   t.deadline_ms = rule.deadline_ms;
   t.requirements = rule.require;
-  return t;
+  outgoing_.push_back(std::move(u));
 }
 
 void Ingest::AddReading(size_t rule_index, const std::string& device, const std::string& key,
@@ -266,22 +247,12 @@ void Ingest::FlushBatch(std::map<std::string, Batch>::iterator it) {
   Batch& b = it->second;
   const Rule& rule = config_.rules[b.rule];
   if (rule.format == Format::kJson) b.payload += "]";
-  Unit u;
-  u.origin.messages = b.count;
-  u.origin.received = b.first;
-  u.origin.device = b.device;
-  if (!rule.split.empty()) {
-    protocol::JobSpec job;
-    job.task = SpecFor(rule, b.key, std::move(b.payload));
-    job.split = rule.split;
-    job.aggregate = rule.aggregate;
-    job.policy = rule.policy;
-    u.job = std::move(job);
-  } else {
-    u.task = SpecFor(rule, b.key, std::move(b.payload));
-  }
+  Origin origin;
+  origin.messages = b.count;
+  origin.received = b.first;
+  origin.device = b.device;
   metrics_.Add("mqtt.batches");
-  outgoing_.push_back(std::move(u));
+  Enqueue(rule, b.key, std::move(b.payload), std::move(origin));
   batches_.erase(it);
 }
 

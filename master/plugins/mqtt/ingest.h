@@ -93,7 +93,8 @@ class Ingest {
   void AddReading(size_t rule_index, const std::string& device, const std::string& key,
                   const std::string& payload, Micros now);
   void FlushBatch(std::map<std::string, Batch>::iterator it);
-  protocol::TaskSpec SpecFor(const Rule& rule, const std::string& key, std::string payload) const;
+  // Queues the task (or, for a rule with a splitter, the job) that `payload` becomes.
+  void Enqueue(const Rule& rule, const std::string& key, std::string payload, Origin origin);
   void SendNext();
   void OnSubmitted(std::vector<Unit> units, const StatusOr<std::vector<uint64_t>>& ids);
   void OnJobSubmitted(Unit unit, const StatusOr<protocol::JobSubmitReply>& reply);
