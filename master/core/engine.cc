@@ -856,15 +856,16 @@ std::vector<protocol::WorkerInfo> Engine::WorkerInfos(Now now) const {
   return out;
 }
 
+bool Engine::MatchesList(const protocol::List& f, const TaskInfo& t) {
+  return (!f.state || t.state == *f.state) && (f.type.empty() || t.type == f.type) &&
+         (f.key.empty() || t.key == f.key) && (f.job_id == 0 || t.job_id == f.job_id);
+}
+
 std::vector<TaskInfo> Engine::ListActive(const protocol::List& f, size_t limit) const {
   std::vector<const TaskInfo*> match;
   for (const auto& [id, t] : tasks_) {
     const TaskInfo& i = t.info;
-    if (id <= f.after_id || (f.state && i.state != *f.state) ||
-        (!f.type.empty() && i.type != f.type) || (!f.key.empty() && i.key != f.key) ||
-        (f.job_id != 0 && i.job_id != f.job_id)) {
-      continue;
-    }
+    if (id <= f.after_id || !MatchesList(f, i)) continue;
     match.push_back(&i);
   }
   const size_t n = std::min(limit, match.size());

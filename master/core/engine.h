@@ -150,6 +150,8 @@ class Engine {
 
   // Tasks in id order after `after_id` matching `filter` (active ones only), without payload.
   std::vector<protocol::TaskInfo> ListActive(const protocol::List& filter, size_t limit) const;
+  // Whether `t` passes LIST's filters (state, type, key, job; not the after_id cursor).
+  static bool MatchesList(const protocol::List& filter, const protocol::TaskInfo& t);
 
   // ---- jobs
 

@@ -473,10 +473,7 @@ StatusOr<protocol::ListReply> Server::ListPage(const protocol::List& m) const {
     size_t scanned = 0;
     // A job's parts and reduce task have ids after the job's own.
     const uint64_t from = m.job_id != 0 ? std::max(m.after_id, m.job_id) : m.after_id;
-    auto matches = [&](const protocol::TaskInfo& t) {
-      return (!m.state || t.state == *m.state) && (m.type.empty() || t.type == m.type) &&
-             (m.key.empty() || t.key == m.key) && (m.job_id == 0 || t.job_id == m.job_id);
-    };
+    auto matches = [&](const protocol::TaskInfo& t) { return core::Engine::MatchesList(m, t); };
     // Tasks that ended in this turn are in neither the engine nor the store yet.
     std::map<uint64_t, const protocol::TaskInfo*> ended_now;
     for (const auto& t : pending_.batch.records) {
