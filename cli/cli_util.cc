@@ -13,132 +13,12 @@ namespace yard::cli {
 
 namespace {
 
-constexpr int64_t kMaxUnixSeconds = 253402300799;  // 9999-12-31T23:59:59Z
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-unsigned DaysInMonth(int64_t y, unsigned m) {
-  static constexpr std::array<unsigned, 12> kDays = {31, 28, 31, 30, 31, 30,
-                                                     31, 31, 30, 31, 30, 31};
-  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return m == 2 && leap ? 29 : kDays[m - 1];
-}
-
-// Reads exactly `n` decimal digits at `*pos`.
-bool Digits(std::string_view s, size_t* pos, size_t n, unsigned* out) {
-  if (*pos + n > s.size()) return false;
-  unsigned v = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const char c = s[*pos + i];
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<unsigned>(c - '0');
-  }
-  *pos += n;
-  *out = v;
-  return true;
-}
-
-bool Literal(std::string_view s, size_t* pos, char c) {
-  if (*pos >= s.size() || s[*pos] != c) return false;
-  ++*pos;
-  return true;
-}
-
-// ".fraction" at `*pos`, if any, as microseconds (digits past the sixth are dropped).
-bool Fraction(std::string_view s, size_t* pos, int64_t* us) {
-  *us = 0;
-  if (*pos >= s.size() || (s[*pos] != '.' && s[*pos] != ',')) return true;
-  ++*pos;
-  const size_t start = *pos;
-  int64_t scale = 100000;
-  while (*pos < s.size() && s[*pos] >= '0' && s[*pos] <= '9') {
-    *us += (s[*pos] - '0') * scale;
-    scale /= 10;
-    ++*pos;
-  }
-  return *pos > start && *pos - start <= 9;
-}
-
-std::optional<int64_t> ParseIso(std::string_view s) {
-  size_t pos = 0;
-  unsigned year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!Digits(s, &pos, 4, &year) || !Literal(s, &pos, '-') || !Digits(s, &pos, 2, &month) ||
-      !Literal(s, &pos, '-') || !Digits(s, &pos, 2, &day)) {
-    return std::nullopt;
-  }
-  if (pos >= s.size() || (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ')) return std::nullopt;
-  ++pos;
-  if (!Digits(s, &pos, 2, &hour) || !Literal(s, &pos, ':') || !Digits(s, &pos, 2, &minute)) {
-    return std::nullopt;
-  }
-  int64_t frac_us = 0;
-  if (Literal(s, &pos, ':')) {
-    if (!Digits(s, &pos, 2, &second) || !Fraction(s, &pos, &frac_us)) return std::nullopt;
-  }
-  int64_t offset_s = 0;
-  if (Literal(s, &pos, 'Z') || Literal(s, &pos, 'z')) {
-    offset_s = 0;
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    const int sign = s[pos] == '+' ? 1 : -1;
-    ++pos;
-    unsigned oh = 0, om = 0;
-    if (!Digits(s, &pos, 2, &oh)) return std::nullopt;
-    if (pos < s.size()) {
-      Literal(s, &pos, ':');
-      if (!Digits(s, &pos, 2, &om)) return std::nullopt;
-    }
-    if (oh > 23 || om > 59) return std::nullopt;
-    offset_s = sign * static_cast<int64_t>(oh * 3600 + om * 60);
-  } else {
-    return std::nullopt;  // no zone: local time would be a guess
-  }
-  if (pos != s.size()) return std::nullopt;
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) ||
-      hour > 23 || minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  const int64_t secs =
-      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
-  return secs * kSeconds + frac_us;
-}
-
-std::optional<int64_t> ParseUnixSeconds(std::string_view s, bool* too_large) {
-  int64_t secs = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), secs);
-  if (ec == std::errc::result_out_of_range) {
-    *too_large = true;
-    return std::nullopt;
-  }
-  if (ec != std::errc() || end == s.data()) return std::nullopt;
-  size_t pos = static_cast<size_t>(end - s.data());
-  int64_t frac_us = 0;
-  if (!Fraction(s, &pos, &frac_us) || pos != s.size()) return std::nullopt;
-  if (secs > kMaxUnixSeconds) {
-    *too_large = true;
-    return std::nullopt;
-  }
-  return secs * kSeconds + frac_us;
-}
-
 // `text` as whole milliseconds, rounded up so that "500us" is not "no delay".
 StatusOr<uint64_t> DurationMs(std::string_view flag, const std::string& text) {
   auto d = ParseDuration(text);
   if (!d.ok()) return InvalidArgument(std::string(flag) + ": " + d.status().message());
   return static_cast<uint64_t>((*d + kMillis - 1) / kMillis);
 }
-
-constexpr std::array<protocol::TaskState, 7> kAllStates = {
-    protocol::TaskState::kQueued, protocol::TaskState::kDispatched, protocol::TaskState::kSucceeded,
-    protocol::TaskState::kFailed, protocol::TaskState::kCancelled,  protocol::TaskState::kDead,
-    protocol::TaskState::kExpired};
 
 size_t Utf8Length(unsigned char lead) {
   return lead < 0x80           ? 1
@@ -163,53 +43,6 @@ std::string FormatRate(double per_s) {
 }
 
 }  // namespace
-
-StatusOr<int64_t> ParseWallTime(std::string_view text) {
-  const std::string shown(text);
-  bool too_large = false;
-  std::optional<int64_t> us;
-  if (!text.empty() && text.find_first_not_of("0123456789.,") == std::string_view::npos) {
-    us = ParseUnixSeconds(text, &too_large);
-  } else {
-    us = ParseIso(text);
-  }
-  if (too_large) {
-    return InvalidArgument("'" + shown +
-                           "' is past the year 9999 (give Unix seconds, not milliseconds)");
-  }
-  if (!us) {
-    return InvalidArgument("'" + shown +
-                           "' is not a time (Unix seconds such as 1764064800, or ISO-8601 "
-                           "with a zone such as 2026-11-25T10:00:00Z or "
-                           "2026-11-25T11:00:00+01:00)");
-  }
-  if (*us <= 0) return InvalidArgument("'" + shown + "' is not after 1970-01-01T00:00:00Z");
-  return *us;
-}
-
-std::string TaskStateNames() {
-  std::string out;
-  for (auto s : kAllStates) {
-    if (!out.empty()) out += ' ';
-    out += protocol::TaskStateName(s);
-  }
-  return out;
-}
-
-StatusOr<protocol::TaskState> ParseTaskState(std::string_view text) {
-  for (auto s : kAllStates) {
-    if (text == protocol::TaskStateName(s)) return s;
-  }
-  return InvalidArgument("'" + std::string(text) +
-                         "' is not a task state (one of: " + TaskStateNames() + ")");
-}
-
-StatusOr<protocol::JobPolicy> ParseJobPolicy(std::string_view text) {
-  for (auto p : {protocol::JobPolicy::kFailFast, protocol::JobPolicy::kContinue}) {
-    if (text == protocol::JobPolicyName(p)) return p;
-  }
-  return InvalidArgument("'" + std::string(text) + "' is not a job policy (fail-fast or continue)");
-}
 
 Status ApplyTaskFlags(const TaskFlags& flags, protocol::TaskSpec* spec) {
   if (!flags.timeout.empty()) {
@@ -238,60 +71,6 @@ Status ApplyTaskFlags(const TaskFlags& flags, protocol::TaskSpec* spec) {
   }
   spec->requirements = flags.requirements;
   return Status::Ok();
-}
-
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t extra;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2;
-      if (c == 0xE0) lo = 0xA0;  // overlong
-      if (c == 0xED) hi = 0x9F;  // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3;
-      if (c == 0xF0) lo = 0x90;  // overlong
-      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size()) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if (k == 1 ? (b < lo || b > hi) : (b >> 6) != 0x2) return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr char kTable[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<uint8_t>(in[k])); };
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += {kTable[v >> 18], kTable[(v >> 12) & 63], kTable[(v >> 6) & 63], kTable[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t v = byte(i) << 16;
-    out += {kTable[v >> 18], kTable[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
-    out += {kTable[v >> 18], kTable[(v >> 12) & 63], kTable[(v >> 6) & 63], '='};
-  }
-  return out;
 }
 
 std::string CellText(std::string_view s, size_t max_chars) {

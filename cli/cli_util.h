@@ -12,21 +12,15 @@
 #include "common/clock.h"
 #include "common/protocol/messages.h"
 #include "common/status.h"
+#include "common/wall_time.h"
 
 namespace yard::cli {
 
-// A point in wall-clock time, as microseconds since the Unix epoch: Unix seconds ("1764064800",
-// "1764064800.25") or ISO-8601 with a zone ("2026-11-25T10:00:00Z", "2026-11-25T10:00Z",
-// "2026-11-25T11:00:00.5+01:00"). kInvalidArgument otherwise, naming the accepted forms.
-StatusOr<int64_t> ParseWallTime(std::string_view text);
-
-// A task state by its wire name; kInvalidArgument listing the valid names otherwise.
-StatusOr<protocol::TaskState> ParseTaskState(std::string_view text);
-// "queued dispatched succeeded failed cancelled dead expired"
-std::string TaskStateNames();
-
-// "fail-fast" or "continue".
-StatusOr<protocol::JobPolicy> ParseJobPolicy(std::string_view text);
+// Parsers shared with the web plugin, in common/.
+using protocol::ParseJobPolicy;
+using protocol::ParseTaskState;
+using protocol::TaskStateNames;
+using ::yard::ParseWallTime;
 
 // The task flags that take text, as the user typed them (empty: not given).
 struct TaskFlags {
@@ -41,10 +35,6 @@ struct TaskFlags {
 // kInvalidArgument whose message starts with the flag's name for a bad value.
 Status ApplyTaskFlags(const TaskFlags& flags, protocol::TaskSpec* spec);
 
-// Whether `s` is valid UTF-8 (shortest forms only, no surrogates).
-bool IsUtf8(std::string_view s);
-// Standard base64 with padding.
-std::string Base64(std::string_view in);
 // `s` cut to at most `max_chars` characters (not bytes, for UTF-8), ending in "..." when cut;
 // line breaks and tabs become spaces so that it fits one table cell.
 std::string CellText(std::string_view s, size_t max_chars);

@@ -11,13 +11,13 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "cli/cli_util.h"
 #include "cli/client.h"
 #include "common/duration.h"
+#include "common/protocol/json.h"
 
 namespace {
 
@@ -26,11 +26,17 @@ using yard::Status;
 using yard::StatusCode;
 using yard::cli::Client;
 using yard::cli::FormatWall;
+using yard::protocol::DumpJson;
+using yard::protocol::JobFailuresJson;
 using yard::protocol::JobInfo;
+using yard::protocol::JobJson;
 using yard::protocol::JobState;
+using yard::protocol::Json;
+using yard::protocol::PutBytes;
+using yard::protocol::PutJobResult;
 using yard::protocol::TaskInfo;
+using yard::protocol::TaskJson;
 using yard::protocol::TaskState;
-using Json = nlohmann::json;
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
@@ -60,23 +66,10 @@ int Fail(const Status& st) {
   return ExitFor(st);
 }
 
-// JSON text; bytes that are not UTF-8 in strings (an error message from a handler, say) are
-// replaced rather than aborting the output.
-std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-// Bytes as a JSON field: text when it is UTF-8, else "<name>_base64".
-void PutBytes(Json& j, const std::string& name, const std::string& bytes) {
-  if (yard::cli::IsUtf8(bytes)) {
-    j[name] = bytes;
-  } else {
-    j[name + "_base64"] = yard::cli::Base64(bytes);
-  }
-}
-
 // Bytes for a terminal: as they are when UTF-8, else their size.
 std::string Printable(const std::string& bytes) {
-  return yard::cli::IsUtf8(bytes) ? bytes
-                                  : "(" + std::to_string(bytes.size()) + " bytes of binary)";
+  return yard::protocol::IsUtf8(bytes) ? bytes
+                                       : "(" + std::to_string(bytes.size()) + " bytes of binary)";
 }
 
 std::string Join(const std::vector<std::string>& items, const char* sep) {
@@ -90,39 +83,6 @@ std::string JobPart(const TaskInfo& t) {
   if (t.job_id == 0) return "-";
   return std::to_string(t.job_id) + "/" +
          (t.part == yard::protocol::kReducePart ? std::string("reduce") : std::to_string(t.part));
-}
-
-// `with_result` false for listings, whose tasks come without results.
-Json TaskJson(const TaskInfo& t, bool with_result = true) {
-  Json j = {{"id", t.id},
-            {"type", t.type},
-            {"state", yard::protocol::TaskStateName(t.state)},
-            {"priority", t.priority},
-            {"key", t.key},
-            {"attempt", t.attempt},
-            {"failures", t.failures},
-            {"max_attempts", t.max_attempts},
-            {"timeout_ms", t.timeout_ms},
-            {"error", t.error},
-            {"worker", t.worker},
-            {"submitted_us", t.submitted_us},
-            {"dispatched_us", t.dispatched_us},
-            {"finished_us", t.finished_us}};
-  if (t.run_after_us != 0) j["run_after_us"] = t.run_after_us;
-  if (t.deadline_us != 0) j["deadline_us"] = t.deadline_us;
-  if (!t.requirements.empty()) j["requirements"] = t.requirements;
-  if (t.job_id != 0) {
-    j["job_id"] = t.job_id;
-    if (t.part == yard::protocol::kReducePart) {
-      j["reduce"] = true;
-    } else {
-      j["part"] = t.part;
-    }
-  }
-  if (!t.idempotency_key.empty()) j["idempotency_key"] = t.idempotency_key;
-  if (with_result) PutBytes(j, "result", t.result);
-  if (!t.payload.empty()) PutBytes(j, "payload", t.payload);
-  return j;
 }
 
 void PrintTask(const TaskInfo& t) {
@@ -155,56 +115,6 @@ void PrintTask(const TaskInfo& t) {
   if (t.state == TaskState::kSucceeded) {
     std::cout << "  result      " << Printable(t.result) << "\n";
   }
-}
-
-Json FailuresJson(const JobInfo& j) {
-  Json arr = Json::array();
-  for (const auto& f : j.failures) {
-    arr.push_back({{"part", f.part},
-                   {"task_id", f.task_id},
-                   {"state", yard::protocol::TaskStateName(f.state)},
-                   {"error", f.error}});
-  }
-  return arr;
-}
-
-// The result as {"result": text, "result_base64": false}, or base64 text and true when the
-// bytes are not UTF-8.
-void PutJobResult(Json& out, const std::string& result) {
-  const bool text = yard::cli::IsUtf8(result);
-  out["result"] = text ? result : yard::cli::Base64(result);
-  out["result_base64"] = !text;
-}
-
-Json JobJson(const JobInfo& j, bool with_result) {
-  Json out = {{"id", j.id},
-              {"type", j.type},
-              {"state", yard::protocol::JobStateName(j.state)},
-              {"policy", yard::protocol::JobPolicyName(j.policy)},
-              {"split", j.split},
-              {"aggregate", j.aggregate},
-              {"parts", j.parts},
-              {"first_task_id", j.first_task_id},
-              {"progress",
-               {{"queued", j.queued},
-                {"running", j.running},
-                {"succeeded", j.succeeded},
-                {"failed", j.failed},
-                {"cancelled", j.cancelled}}},
-              {"error", j.error},
-              {"failures", FailuresJson(j)},
-              {"priority", j.priority},
-              {"key", j.key},
-              {"max_attempts", j.max_attempts},
-              {"timeout_ms", j.timeout_ms},
-              {"requirements", j.requirements},
-              {"submitted_us", j.submitted_us},
-              {"finished_us", j.finished_us}};
-  if (j.reduce_task_id != 0) out["reduce_task_id"] = j.reduce_task_id;
-  if (with_result && (j.state == JobState::kSucceeded || j.state == JobState::kPartial)) {
-    PutJobResult(out, j.result);
-  }
-  return out;
 }
 
 void PrintFailures(std::ostream& os, const JobInfo& j) {
@@ -376,14 +286,14 @@ std::string JobSummary(const JobInfo& j) {
 int PrintJobResult(const JobInfo& j, const Globals& g, const std::string& output, bool end_line) {
   const std::string id = std::to_string(j.id);
   if (!yard::protocol::IsTerminal(j.state)) {
-    if (g.json) std::cout << Dump(JobJson(j, false)) << "\n";
+    if (g.json) std::cout << DumpJson(JobJson(j, false)) << "\n";
     const auto p = yard::cli::ProgressOf(j);
     std::cerr << "yard: job " << id << " is " << yard::protocol::JobStateName(j.state) << " ("
               << p.done << "/" << p.total << " parts done); no result yet\n";
     return kExitUnreachable;
   }
   if (j.state == JobState::kFailed || j.state == JobState::kCancelled) {
-    if (g.json) std::cout << Dump(JobJson(j, false)) << "\n";
+    if (g.json) std::cout << DumpJson(JobJson(j, false)) << "\n";
     std::cerr << "yard: job " << id << " " << yard::protocol::JobStateName(j.state)
               << (j.error.empty() ? "" : ": " + j.error) << "\n";
     if (!j.failures.empty()) PrintFailures(std::cerr, j);
@@ -401,14 +311,14 @@ int PrintJobResult(const JobInfo& j, const Globals& g, const std::string& output
   if (g.json) {
     Json out = {{"id", j.id},
                 {"state", yard::protocol::JobStateName(j.state)},
-                {"failures", FailuresJson(j)}};
+                {"failures", JobFailuresJson(j)}};
     if (output.empty()) {
       PutJobResult(out, j.result);
     } else {
       out["output"] = output;
       out["bytes"] = j.result.size();
     }
-    std::cout << Dump(out) << "\n";
+    std::cout << DumpJson(out) << "\n";
   } else if (output.empty()) {
     std::cout << j.result;
     if (end_line && !j.result.empty() && j.result.back() != '\n') std::cout << "\n";
@@ -441,7 +351,7 @@ int DeadAction(Client& c, const Globals& g, const std::vector<uint64_t>& ids, bo
   }
   if (progress) std::fputc('\n', stderr);
   if (g.json) {
-    std::cout << Dump(Json{{verb, total}}) << "\n";
+    std::cout << DumpJson(Json{{verb, total}}) << "\n";
   } else {
     std::cout << verb << " " << total << " dead letter" << (total == 1 ? "" : "s") << "\n";
   }
@@ -474,7 +384,7 @@ int DeadList(Client& c, const Globals& g, uint64_t after, uint64_t limit) {
     if (!page->more || page->tasks.empty()) break;
   }
   if (g.json) {
-    std::cout << Dump(all) << "\n";
+    std::cout << DumpJson(all) << "\n";
   } else if (shown == 0) {
     std::cout << "(no dead letters)\n";
   }
@@ -515,7 +425,7 @@ int ListTasks(Client& c, const Globals& g, yard::protocol::List req, bool all) {
     }
     for (const auto& t : page->tasks) {
       if (g.json) {
-        std::cout << (shown == 0 ? "" : ",") << Dump(TaskJson(t, false));
+        std::cout << (shown == 0 ? "" : ",") << DumpJson(TaskJson(t, false));
       } else {
         PrintListRow(t);
       }
@@ -833,7 +743,7 @@ int main(int argc, char** argv) {
     }
     if (!wait) {
       if (g.json) {
-        std::cout << Dump(Json{{"ids", ids}}) << "\n";
+        std::cout << DumpJson(Json{{"ids", ids}}) << "\n";
       } else if (ids.size() == 1) {
         std::cout << ids[0] << "\n";
       } else {
@@ -876,7 +786,7 @@ int main(int argc, char** argv) {
       }
     }
     if (g.json) {
-      std::cout << Dump(ids.size() == 1 ? all[0] : all) << "\n";
+      std::cout << DumpJson(ids.size() == 1 ? all[0] : all) << "\n";
     } else if (ids.size() > 1) {
       std::cout << ok << " of " << ids.size() << " tasks succeeded\n";
     }
@@ -888,9 +798,9 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     if (!job_wait) {
       if (g.json) {
-        std::cout << Dump(Json{{"job_id", r->job_id},
-                               {"parts", r->parts},
-                               {"first_task_id", r->first_task_id}})
+        std::cout << DumpJson(Json{{"job_id", r->job_id},
+                                   {"parts", r->parts},
+                                   {"first_task_id", r->first_task_id}})
                   << "\n";
       } else {
         std::cout << r->job_id << "\n";
@@ -909,7 +819,7 @@ int main(int argc, char** argv) {
       j = std::move(full);
     }
     if (g.json) {
-      std::cout << Dump(JobJson(*j, true)) << "\n";
+      std::cout << DumpJson(JobJson(*j, true)) << "\n";
       return ExitForJob(*j);
     }
     return PrintJobResult(*j, g, "", true);
@@ -920,7 +830,7 @@ int main(int argc, char** argv) {
     if (!j.ok()) return Fail(j.status());
     if (job_result->parsed()) return PrintJobResult(*j, g, output, false);
     if (g.json) {
-      std::cout << Dump(JobJson(*j, false)) << "\n";
+      std::cout << DumpJson(JobJson(*j, false)) << "\n";
     } else {
       PrintJob(*j);
     }
@@ -931,7 +841,7 @@ int main(int argc, char** argv) {
     auto j = c.JobCancel(job_id);
     if (!j.ok()) return Fail(j.status());
     if (g.json) {
-      std::cout << Dump(JobJson(*j, false)) << "\n";
+      std::cout << DumpJson(JobJson(*j, false)) << "\n";
     } else {
       std::cout << "job " << job_id << " " << yard::protocol::JobStateName(j->state) << "\n";
     }
@@ -954,14 +864,14 @@ int main(int argc, char** argv) {
     const TaskInfo& t = *(*got)[0];
     if (status->parsed()) {
       if (g.json) {
-        std::cout << Dump(TaskJson(t)) << "\n";
+        std::cout << DumpJson(TaskJson(t)) << "\n";
       } else {
         PrintTask(t);
       }
       return kExitOk;
     }
     if (t.state != TaskState::kSucceeded) {
-      if (g.json) std::cout << Dump(TaskJson(t)) << "\n";
+      if (g.json) std::cout << DumpJson(TaskJson(t)) << "\n";
       std::cerr << "yard: task " << id << " is " << yard::protocol::TaskStateName(t.state)
                 << (t.error.empty() ? "; no result" : ": " + t.error) << "\n";
       return kExitFailed;
@@ -969,7 +879,7 @@ int main(int argc, char** argv) {
     if (g.json) {
       Json j = {{"id", t.id}};
       PutBytes(j, "result", t.result);
-      std::cout << Dump(j) << "\n";
+      std::cout << DumpJson(j) << "\n";
     } else {
       std::cout << t.result;
     }
@@ -984,7 +894,7 @@ int main(int argc, char** argv) {
       auto j = WaitForJob(c, id, wait_cmd_limit, g.json);
       if (!j.ok()) return Fail(j.status());
       if (g.json) {
-        std::cout << Dump(JobJson(*j, false)) << "\n";
+        std::cout << DumpJson(JobJson(*j, false)) << "\n";
       } else {
         std::cout << JobSummary(*j) << "\n";
         if (!j->failures.empty()) PrintFailures(std::cout, *j);
@@ -999,7 +909,7 @@ int main(int argc, char** argv) {
     auto t = WaitFor(c, id, wait_cmd_limit);
     if (!t.ok()) return Fail(t.status());
     if (g.json) {
-      std::cout << Dump(TaskJson(*t)) << "\n";
+      std::cout << DumpJson(TaskJson(*t)) << "\n";
     } else {
       std::cout << "task " << id << " " << yard::protocol::TaskStateName(t->state);
       if (!t->error.empty()) std::cout << ": " << t->error;
@@ -1012,7 +922,8 @@ int main(int argc, char** argv) {
     auto st = c.Cancel(id);
     if (!st.ok()) return Fail(st.status());
     if (g.json) {
-      std::cout << Dump(Json{{"id", id}, {"state", yard::protocol::TaskStateName(*st)}}) << "\n";
+      std::cout << DumpJson(Json{{"id", id}, {"state", yard::protocol::TaskStateName(*st)}})
+                << "\n";
     } else {
       std::cout << "task " << id << " " << yard::protocol::TaskStateName(*st) << "\n";
     }
@@ -1024,20 +935,8 @@ int main(int argc, char** argv) {
     if (!ws.ok()) return Fail(ws.status());
     if (g.json) {
       Json arr = Json::array();
-      for (const auto& w : *ws) {
-        arr.push_back({{"id", w.worker_id},
-                       {"host", w.hostname},
-                       {"pid", w.pid},
-                       {"handlers", w.handlers},
-                       {"slots", w.slots},
-                       {"credit", w.credit},
-                       {"inflight", w.inflight},
-                       {"completed", w.completed},
-                       {"failed", w.failed},
-                       {"connected_us", w.connected_us},
-                       {"last_seen_ms", w.last_seen_ms}});
-      }
-      std::cout << Dump(arr) << "\n";
+      for (const auto& w : *ws) arr.push_back(yard::protocol::WorkerJson(w));
+      std::cout << DumpJson(arr) << "\n";
       return kExitOk;
     }
     std::printf("%-28s %-8s %6s %8s %7s %10s %8s %6s  %s\n", "WORKER", "PID", "SLOTS", "INFLIGHT",
@@ -1060,7 +959,7 @@ int main(int argc, char** argv) {
       return Fail(yard::NotFound("task " + std::to_string(id) + " is not a dead letter"));
     }
     if (g.json) {
-      std::cout << Dump(TaskJson(*(*got)[0])) << "\n";
+      std::cout << DumpJson(TaskJson(*(*got)[0])) << "\n";
     } else {
       PrintTask(*(*got)[0]);
       std::cout << "  payload     " << Printable((*got)[0]->payload) << "\n";
@@ -1077,7 +976,7 @@ int main(int argc, char** argv) {
     auto s = c.Stats();
     if (!s.ok()) return Fail(s.status());
     if (g.json) {
-      std::cout << Dump(Json(*s)) << "\n";
+      std::cout << DumpJson(Json(*s)) << "\n";
     } else {
       for (const auto& [k, v] : *s)
         std::printf("%-32s %llu\n", k.c_str(), static_cast<unsigned long long>(v));

@@ -1,5 +1,7 @@
 #include "common/protocol/messages.h"
 
+#include <array>
+
 namespace yard::protocol {
 
 const char* CommandName(Command c) {
@@ -120,6 +122,10 @@ const char* OutcomeName(Outcome o) {
   return "unknown";
 }
 
+constexpr std::array<TaskState, 7> kAllStates = {
+    TaskState::kQueued,    TaskState::kDispatched, TaskState::kSucceeded, TaskState::kFailed,
+    TaskState::kCancelled, TaskState::kDead,       TaskState::kExpired};
+
 const char* TaskStateName(TaskState s) {
   switch (s) {
     case TaskState::kQueued:
@@ -166,6 +172,30 @@ const char* JobStateName(JobState s) {
       return "cancelled";
   }
   return "unknown";
+}
+
+std::string TaskStateNames() {
+  std::string out;
+  for (auto s : kAllStates) {
+    if (!out.empty()) out += ' ';
+    out += TaskStateName(s);
+  }
+  return out;
+}
+
+StatusOr<TaskState> ParseTaskState(std::string_view text) {
+  for (auto s : kAllStates) {
+    if (text == TaskStateName(s)) return s;
+  }
+  return InvalidArgument("'" + std::string(text) +
+                         "' is not a task state (one of: " + TaskStateNames() + ")");
+}
+
+StatusOr<JobPolicy> ParseJobPolicy(std::string_view text) {
+  for (auto p : {JobPolicy::kFailFast, JobPolicy::kContinue}) {
+    if (text == JobPolicyName(p)) return p;
+  }
+  return InvalidArgument("'" + std::string(text) + "' is not a job policy (fail-fast or continue)");
 }
 
 }  // namespace yard::protocol

@@ -10,7 +10,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "common/status.h"
 
 namespace yard::protocol {
 
@@ -213,6 +216,10 @@ enum class TaskState : uint8_t {
   kExpired = 6,  // its deadline passed before it was started
 };
 const char* TaskStateName(TaskState s);
+// A task state by its wire name; kInvalidArgument listing the valid names otherwise.
+StatusOr<TaskState> ParseTaskState(std::string_view text);
+// "queued dispatched succeeded failed cancelled dead expired"
+std::string TaskStateNames();
 inline bool IsTerminal(TaskState s) {
   return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled ||
          s == TaskState::kDead || s == TaskState::kExpired;
@@ -346,6 +353,8 @@ enum class JobPolicy : uint8_t {
   kContinue = 1,  // every part runs; the result covers the parts that succeeded
 };
 const char* JobPolicyName(JobPolicy p);
+// "fail-fast" or "continue".
+StatusOr<JobPolicy> ParseJobPolicy(std::string_view text);
 
 enum class JobState : uint8_t {
   kRunning = 0,

@@ -182,37 +182,6 @@ TEST(ApplyTaskFlags, NamesTheFlagOfABadValue) {
   check([](TaskFlags& f) { f.requirements = {"two words"}; }, "--require");
 }
 
-TEST(IsUtf8, AcceptsTextAndRejectsEveryKindOfBadSequence) {
-  EXPECT_TRUE(IsUtf8(""));
-  EXPECT_TRUE(IsUtf8("plain ascii\n"));
-  EXPECT_TRUE(IsUtf8("gr\xc3\xbc\xc3\x9f"));            // grüß
-  EXPECT_TRUE(IsUtf8("\xe2\x82\xac"));                  // €
-  EXPECT_TRUE(IsUtf8("\xf0\x9f\x98\x80"));              // U+1F600
-  EXPECT_TRUE(IsUtf8("\xf4\x8f\xbf\xbf"));              // U+10FFFF
-  EXPECT_FALSE(IsUtf8("\xff"));                         // never valid
-  EXPECT_FALSE(IsUtf8("\x80"));                         // lone continuation
-  EXPECT_FALSE(IsUtf8("\xc3"));                         // cut short
-  EXPECT_FALSE(IsUtf8("\xe2\x82"));                     // cut short
-  EXPECT_FALSE(IsUtf8("\xc0\xaf"));                     // overlong '/'
-  EXPECT_FALSE(IsUtf8("\xe0\x80\xaf"));                 // overlong
-  EXPECT_FALSE(IsUtf8("\xed\xa0\x80"));                 // surrogate U+D800
-  EXPECT_FALSE(IsUtf8("\xf4\x90\x80\x80"));             // past U+10FFFF
-  EXPECT_FALSE(IsUtf8("\xc3\x28"));                     // bad continuation
-  EXPECT_FALSE(IsUtf8(std::string("ok\0\xfe", 4)));     // bad byte after a NUL
-  EXPECT_TRUE(IsUtf8(std::string("nul\0inside", 10)));  // NUL is valid UTF-8
-}
-
-TEST(Base64, EncodesWithPadding) {
-  EXPECT_EQ(Base64(""), "");
-  EXPECT_EQ(Base64("f"), "Zg==");
-  EXPECT_EQ(Base64("fo"), "Zm8=");
-  EXPECT_EQ(Base64("foo"), "Zm9v");
-  EXPECT_EQ(Base64("foob"), "Zm9vYg==");
-  EXPECT_EQ(Base64("fooba"), "Zm9vYmE=");
-  EXPECT_EQ(Base64("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(Base64(std::string("\xff\x00\xfe", 3)), "/wD+");
-}
-
 TEST(CellText, CutsLongTextByCharactersAndFlattensLines) {
   EXPECT_EQ(CellText("short", 10), "short");
   EXPECT_EQ(CellText("exactly10!", 10), "exactly10!");
