@@ -197,7 +197,8 @@ Engine::Task& Engine::CreateTask(const TaskSpec& s, std::string payload, Now now
   if (run_after > now.wall) info.run_after_us = run_after;
   if (s.deadline_ms) info.deadline_us = now.wall + int64_t(s.deadline_ms) * kMillis;
   t.route = RouteFor(info.type, info.requirements);
-  ++queued_;
+  CountQueued(info, 1);
+  ++CountsOf(info.type).active;
   TrackDeadline(t, now);
   JoinLine(t, now);
   fx.store_puts.push_back(info);
@@ -279,7 +280,8 @@ Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
     t.info.job_id = 0;
     t.info.part = 0;
     t.route = RouteFor(t.info.type, t.info.requirements);
-    ++queued_;
+    CountQueued(t.info, 1);
+    ++CountsOf(t.info.type).active;
     JoinLine(t, now);
     fx.store_puts.push_back(t.info);
     fx.dead_removed.push_back(id);
@@ -296,7 +298,8 @@ void Engine::Restore(TaskInfo&& record, Now now) {
   t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
   t.committed = true;
   t.route = RouteFor(t.info.type, t.info.requirements);
-  ++queued_;
+  CountQueued(t.info, 1);
+  ++CountsOf(t.info.type).active;
   TrackDeadline(t, now);
   if (t.info.key.empty()) {
     Arm(t, now);
@@ -370,7 +373,7 @@ void Engine::DetachFromHolder(Task& t) {
 
 void Engine::LeaveState(Task& t) {
   if (t.info.state == TaskState::kQueued) {
-    --queued_;
+    CountQueued(t.info, -1);
     if (t.in_ready) {
       t.in_ready = false;  // its queue entry is skipped when popped
       --ready_count_;
@@ -413,6 +416,7 @@ void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
     }
   }
   counters_[std::string("tasks.") + protocol::TaskStateName(state)]++;
+  RecordEnd(t.info, state, now);
   fx.finished.push_back(id);
   const uint64_t job_id = t.info.job_id;
   if (job_id != 0) RecordPart(t.info);
@@ -455,7 +459,7 @@ void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, E
   }
   LeaveState(t);
   t.info.state = TaskState::kQueued;
-  ++queued_;
+  CountQueued(t.info, 1);
   // A keyed task requeued here is still its key's head.
   if (failed) {
     t.info.run_after_us = now.wall + Backoff(t.info.failures);
@@ -791,7 +795,7 @@ std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
         Task& t = tasks_.at(id);
         t.in_ready = false;
         --ready_count_;
-        --queued_;
+        CountQueued(t.info, -1);
         ++dispatched_;
         t.info.state = TaskState::kDispatched;
         ++t.info.attempt;
@@ -881,8 +885,47 @@ std::vector<TaskInfo> Engine::ListActive(const protocol::List& f, size_t limit) 
   return out;
 }
 
+Engine::TypeCounts& Engine::CountsOf(const std::string& type) {
+  auto it = by_type_.find(type);
+  if (it != by_type_.end()) return it->second;
+  return by_type_.size() < kMaxTrackedTypes ? by_type_[type] : by_type_["_other"];
+}
+
+void Engine::RecordEnd(const TaskInfo& info, TaskState state, Now now) {
+  TypeCounts& c = CountsOf(info.type);
+  --c.active;
+  ++c.ended[static_cast<size_t>(state) % c.ended.size()];
+  if (info.submitted_us <= 0) return;
+  const auto took = static_cast<uint64_t>(std::max<int64_t>(0, now.wall - info.submitted_us));
+  const auto* bound = std::lower_bound(kLatencyBoundsUs.begin(), kLatencyBoundsUs.end(), took);
+  ++latency_buckets_[static_cast<size_t>(bound - kLatencyBoundsUs.begin())];
+  latency_sum_us_ += took;
+  ++latency_count_;
+}
+
 std::map<std::string, uint64_t> Engine::Stats() const {
   auto s = counters_;
+  for (size_t p = 0; p < queued_by_priority_.size(); ++p) {
+    if (queued_by_priority_[p] != 0) {
+      s["tasks.queued_by_priority." + std::to_string(p)] = queued_by_priority_[p];
+    }
+  }
+  for (const auto& [type, c] : by_type_) {
+    s["tasks.active_by_type." + type] = c.active;
+    for (size_t st = 0; st < c.ended.size(); ++st) {
+      if (c.ended[st] == 0) continue;
+      s["tasks.ended_by_type." + type + "." + protocol::TaskStateName(static_cast<TaskState>(st))] =
+          c.ended[st];
+    }
+  }
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kLatencyBoundsUs.size(); ++i) {
+    cumulative += latency_buckets_[i];
+    s["task_latency_us.le." + std::to_string(kLatencyBoundsUs[i])] = cumulative;
+  }
+  s["task_latency_us.le.inf"] = latency_count_;
+  s["task_latency_us.sum"] = latency_sum_us_;
+  s["task_latency_us.count"] = latency_count_;
   s["tasks.queued"] = queued_;
   s["tasks.ready"] = ready_count_;
   s["tasks.running"] = dispatched_;

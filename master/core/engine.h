@@ -212,8 +212,20 @@ class Engine {
 
   std::vector<ConnId> WorkerConns() const;
   std::vector<protocol::WorkerInfo> WorkerInfos(Now now) const;
-  // Counters and gauges, by name (see docs/operations.md).
+  // Counters and gauges, by name (see docs/operations.md). Besides the plain ones (tasks.submitted,
+  // tasks.queued, ...):
+  //   tasks.queued_by_priority.P      queued tasks of priority P (0..9), present ones only
+  //   tasks.active_by_type.TYPE       queued or running tasks of TYPE
+  //   tasks.ended_by_type.TYPE.STATE  tasks of TYPE that ended in STATE
+  //   task_latency_us.le.B            tasks that ended within B us of their submit (cumulative
+  //                                   over the bounds of kLatencyBoundsUs; "inf" for all),
+  //   task_latency_us.sum / .count    and their sum and count (a Prometheus-style histogram).
+  // Types beyond the first kMaxTrackedTypes share the name "_other".
   std::map<std::string, uint64_t> Stats() const;
+  static constexpr std::array<uint64_t, 16> kLatencyBoundsUs = {
+      250,    500,    1000,   2500,    5000,    10000,   25000,    50000,
+      100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 60000000};
+  static constexpr size_t kMaxTrackedTypes = 256;
   // Bumps a named counter (used by the server for rejected inputs).
   void Count(const std::string& name, uint64_t n = 1) { counters_[name] += n; }
   uint64_t queued() const { return queued_; }
@@ -362,6 +374,30 @@ class Engine {
   uint64_t dispatched_ = 0;
   uint64_t scheduled_count_ = 0;  // queued, waiting for a delay or retry back-off
   std::map<std::string, uint64_t> counters_;
+  // The operators' views of Stats(): by priority, by type, and end-to-end latency.
+  std::array<uint64_t, protocol::kLowestPriority + 1> queued_by_priority_{};
+  struct TypeCounts {
+    uint64_t active = 0;
+    std::array<uint64_t, 8> ended{};  // by TaskState
+  };
+  std::unordered_map<std::string, TypeCounts> by_type_;  // never shrinks: a type keeps its slot
+  std::array<uint64_t, kLatencyBoundsUs.size() + 1> latency_buckets_{};  // last: over the bounds
+  uint64_t latency_sum_us_ = 0;
+  uint64_t latency_count_ = 0;
+  // A task enters (+1) or leaves (-1) the queued state.
+  void CountQueued(const protocol::TaskInfo& info, int delta) {
+    uint64_t& of_priority =
+        queued_by_priority_[std::min<size_t>(info.priority, protocol::kLowestPriority)];
+    if (delta > 0) {
+      ++queued_;
+      ++of_priority;
+    } else {
+      --queued_;
+      --of_priority;
+    }
+  }
+  TypeCounts& CountsOf(const std::string& type);
+  void RecordEnd(const protocol::TaskInfo& info, protocol::TaskState state, Now now);
 };
 
 }  // namespace yard::core

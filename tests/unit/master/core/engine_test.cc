@@ -1280,6 +1280,120 @@ TEST_F(EngineTest, StatsGaugesFollowTheTasks) {
   EXPECT_EQ(Stat("tasks.cancelled"), 1u);
 }
 
+TEST_F(EngineTest, StatsBreakTasksDownByPriorityTypeAndLatency) {
+  // The stats whose name starts with `prefix`, without it.
+  auto with_prefix = [&](const std::string& prefix) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [name, value] : engine().Stats()) {
+      if (name.starts_with(prefix)) out[name.substr(prefix.size())] = value;
+    }
+    return out;
+  };
+  using M = std::map<std::string, uint64_t>;
+  // Before any task: an empty histogram (every bound, inf, sum and count) and no breakdowns.
+  auto latency = with_prefix("task_latency_us.");
+  EXPECT_EQ(latency.size(), Engine::kLatencyBoundsUs.size() + 3);
+  for (uint64_t b : Engine::kLatencyBoundsUs) EXPECT_EQ(latency.at("le." + std::to_string(b)), 0u);
+  EXPECT_EQ(latency.at("le.inf"), 0u);
+  EXPECT_EQ(latency.at("sum"), 0u);
+  EXPECT_EQ(latency.at("count"), 0u);
+  EXPECT_THAT(with_prefix("tasks.queued_by_priority."), IsEmpty());
+  EXPECT_THAT(with_prefix("tasks.active_by_type."), IsEmpty());
+
+  const auto ids = Submit({Spec("echo", "a", "", 1), Spec("echo", "b", "", 1),
+                           Spec("resize", "c", "", 7), Spec("echo", "d", "", 1)});
+  ASSERT_THAT(ids, SizeIs(4));
+  EXPECT_EQ(with_prefix("tasks.queued_by_priority."), (M{{"1", 3}, {"7", 1}}));
+  EXPECT_EQ(with_prefix("tasks.active_by_type."), (M{{"echo", 3}, {"resize", 1}}));
+  EXPECT_THAT(with_prefix("tasks.ended_by_type."), IsEmpty());
+
+  // Dispatched tasks leave their priority's queue but stay active.
+  Join("c1", "w1", {"echo", "resize"}, 3);
+  const Sent s = Dispatch();
+  ASSERT_EQ(s.total(), 3u);
+  std::map<uint64_t, TaskMsg> sent;
+  for (const auto& t : s.tasks.at("c1")) sent[t.id] = t;
+  ASSERT_TRUE(sent.count(ids[0]) && sent.count(ids[1]) && sent.count(ids[3]));
+  EXPECT_EQ(with_prefix("tasks.queued_by_priority."), (M{{"7", 1}}));
+  EXPECT_EQ(with_prefix("tasks.active_by_type."), (M{{"echo", 3}, {"resize", 1}}));
+
+  // A retry goes back to its priority's queue and is not an end.
+  Report("c1", sent[ids[3]], Outcome::kFailRetry, "again", 0);
+  EXPECT_EQ(with_prefix("tasks.queued_by_priority."), (M{{"1", 1}, {"7", 1}}));
+  EXPECT_THAT(with_prefix("tasks.ended_by_type."), IsEmpty());
+  EXPECT_EQ(Stat("task_latency_us.count"), 0u);
+
+  // Ends 1.5 ms, 30 ms and 2 s after the submit; then one after two minutes (past every bound).
+  Advance(1500);
+  Report("c1", sent[ids[0]], Outcome::kOk, "ok", 0);
+  Advance(28500);
+  Report("c1", sent[ids[1]], Outcome::kFailPermanent, "bad", 0);
+  Advance(1970000);
+  Effects fx;
+  ASSERT_TRUE(engine().Cancel(ids[2], now(), fx).ok());
+  Advance(118 * kSeconds);
+  ASSERT_TRUE(engine().Cancel(ids[3], now(), fx).ok());
+
+  EXPECT_THAT(with_prefix("tasks.queued_by_priority."), IsEmpty());
+  EXPECT_EQ(with_prefix("tasks.active_by_type."), (M{{"echo", 0}, {"resize", 0}}));
+  EXPECT_EQ(with_prefix("tasks.ended_by_type."), (M{{"echo.succeeded", 1},
+                                                    {"echo.failed", 1},
+                                                    {"echo.cancelled", 1},
+                                                    {"resize.cancelled", 1}}));
+  latency = with_prefix("task_latency_us.");
+  EXPECT_EQ(latency.size(), Engine::kLatencyBoundsUs.size() + 3);
+  // Cumulative: within B us of the submit.
+  const std::map<uint64_t, uint64_t> within = {
+      {250, 0},     {500, 0},     {1000, 0},     {2500, 1},    {5000, 1},   {10000, 1},
+      {25000, 1},   {50000, 2},   {100000, 2},   {250000, 2},  {500000, 2}, {1000000, 2},
+      {2500000, 3}, {5000000, 3}, {10000000, 3}, {60000000, 3}};
+  ASSERT_EQ(within.size(), Engine::kLatencyBoundsUs.size());
+  for (const auto& [bound, n] : within) {
+    EXPECT_EQ(latency.at("le." + std::to_string(bound)), n) << "le." << bound;
+  }
+  EXPECT_EQ(latency.at("le.inf"), 4u);
+  EXPECT_EQ(latency.at("count"), 4u);
+  EXPECT_EQ(latency.at("sum"), 1500u + 30000u + 2000000u + 120000000u);
+}
+
+TEST_F(EngineTest, StatsTrackAtMost256TypesAndFoldTheRestIntoOther) {
+  ASSERT_EQ(Engine::kMaxTrackedTypes, 256u);
+  std::vector<TaskSpec> specs;
+  for (size_t i = 0; i < Engine::kMaxTrackedTypes; ++i)
+    specs.push_back(Spec("t" + std::to_string(i)));
+  ASSERT_THAT(Submit(specs), SizeIs(Engine::kMaxTrackedTypes));
+  // Two types past the cap, and a tracked type again.
+  const auto late = Submit({Spec("late-a"), Spec("late-b"), Spec("late-b"), Spec("t7")});
+  ASSERT_THAT(late, SizeIs(4));
+
+  auto stats = engine().Stats();
+  size_t types = 0;
+  for (const auto& [name, value] : stats)
+    types += name.starts_with("tasks.active_by_type.") ? 1 : 0;
+  EXPECT_EQ(types, Engine::kMaxTrackedTypes + 1);  // 256 types and "_other"
+  EXPECT_EQ(stats.at("tasks.active_by_type.t0"), 1u);
+  EXPECT_EQ(stats.at("tasks.active_by_type.t255"), 1u);
+  EXPECT_EQ(stats.at("tasks.active_by_type.t7"), 2u);
+  EXPECT_EQ(stats.at("tasks.active_by_type._other"), 3u);
+  EXPECT_FALSE(stats.contains("tasks.active_by_type.late-a"));
+  EXPECT_FALSE(stats.contains("tasks.active_by_type.late-b"));
+
+  // Their ends are counted under "_other" too; tracked types keep their names.
+  Effects fx;
+  ASSERT_TRUE(engine().Cancel(late[0], now(), fx).ok());
+  ASSERT_TRUE(engine().Cancel(late[3], now(), fx).ok());
+  stats = engine().Stats();
+  EXPECT_EQ(stats.at("tasks.active_by_type._other"), 2u);
+  EXPECT_EQ(stats.at("tasks.ended_by_type._other.cancelled"), 1u);
+  EXPECT_EQ(stats.at("tasks.active_by_type.t7"), 1u);
+  EXPECT_EQ(stats.at("tasks.ended_by_type.t7.cancelled"), 1u);
+  EXPECT_FALSE(stats.contains("tasks.ended_by_type.late-a.cancelled"));
+  // Still no new slot once every task of a type has ended.
+  EXPECT_THAT(Submit({Spec("late-c")}), SizeIs(1));
+  EXPECT_EQ(Stat("tasks.active_by_type._other"), 3u);
+  EXPECT_EQ(Stat("tasks.active_by_type.late-c"), 0u);
+}
+
 TEST_F(EngineTest, CountAddsToNamedCounters) {
   engine().Count("rejected.malformed_body");
   engine().Count("rejected.malformed_body", 4);
