@@ -181,6 +181,29 @@ void ClientMasterApi::Stats(Callback<std::map<std::string, uint64_t>> done) {
                              });
 }
 
+void ClientMasterApi::Workers(Callback<std::vector<protocol::WorkerInfo>> done) {
+  Call<protocol::WorkersReply>(protocol::Workers{0},
+                               [done = std::move(done)](StatusOr<protocol::WorkersReply> r) {
+                                 if (!r.ok()) return done(r.status());
+                                 done(std::move(r->workers));
+                               });
+}
+
+void ClientMasterApi::DeadList(uint64_t after_id, uint32_t limit,
+                               Callback<protocol::DeadListReply> done) {
+  Call<protocol::DeadListReply>(protocol::DeadList{0, after_id, limit}, std::move(done));
+}
+
+void ClientMasterApi::DeadRequeue(std::vector<uint64_t> ids, bool all,
+                                  Callback<protocol::DeadReply> done) {
+  Call<protocol::DeadReply>(protocol::DeadRequeue{0, std::move(ids), all}, std::move(done));
+}
+
+void ClientMasterApi::DeadPurge(std::vector<uint64_t> ids, bool all,
+                                Callback<protocol::DeadReply> done) {
+  Call<protocol::DeadReply>(protocol::DeadPurge{0, std::move(ids), all}, std::move(done));
+}
+
 size_t ClientMasterApi::AddTo(transport::Poller& poller) { return poller.Add(*sock_); }
 
 void ClientMasterApi::Receive() {

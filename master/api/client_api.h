@@ -37,6 +37,11 @@ class ClientMasterApi final : public MasterApi {
   void WatchTask(uint64_t id, Micros limit, Callback<protocol::TaskInfo> done) override;
   void WatchJob(uint64_t id, Micros limit, Callback<protocol::JobInfo> done) override;
   void Stats(Callback<std::map<std::string, uint64_t>> done) override;
+  void Workers(Callback<std::vector<protocol::WorkerInfo>> done) override;
+  void DeadList(uint64_t after_id, uint32_t limit, Callback<protocol::DeadListReply> done) override;
+  void DeadRequeue(std::vector<uint64_t> ids, bool all,
+                   Callback<protocol::DeadReply> done) override;
+  void DeadPurge(std::vector<uint64_t> ids, bool all, Callback<protocol::DeadReply> done) override;
   size_t AddTo(transport::Poller& poller) override;
   void Process() override;
   size_t Outstanding() const override { return calls_.size() + job_watches_.size(); }

@@ -47,6 +47,17 @@ class MasterApi {
   virtual void WatchJob(uint64_t id, Micros limit, Callback<protocol::JobInfo> done) = 0;
   // The master's counters and gauges (those of `yard stats`).
   virtual void Stats(Callback<std::map<std::string, uint64_t>> done) = 0;
+  // The connected workers.
+  virtual void Workers(Callback<std::vector<protocol::WorkerInfo>> done) = 0;
+  // Dead letters after `after_id`, at most `limit` (0: the master's page size).
+  virtual void DeadList(uint64_t after_id, uint32_t limit,
+                        Callback<protocol::DeadListReply> done) = 0;
+  // Runs dead letters again (requeue) or forgets them (purge): `ids`, or with `all` one page
+  // of them (repeat while the reply says `more`).
+  virtual void DeadRequeue(std::vector<uint64_t> ids, bool all,
+                           Callback<protocol::DeadReply> done) = 0;
+  virtual void DeadPurge(std::vector<uint64_t> ids, bool all,
+                         Callback<protocol::DeadReply> done) = 0;
 
   // Adds what makes this API ready to `poller`; returns its index there. The owner polls it
   // with its own descriptors and calls Process() when it is readable, or at least every

@@ -71,6 +71,18 @@ class FakeMasterApi final : public api::MasterApi {
     ++stats_calls;
     Later([this, done] { done(std::map<std::string, uint64_t>{{"tasks.active", active}}); }, false);
   }
+  void Workers(api::Callback<std::vector<protocol::WorkerInfo>> done) override {
+    Later([done] { done(std::vector<protocol::WorkerInfo>{}); }, false);
+  }
+  void DeadList(uint64_t, uint32_t, api::Callback<protocol::DeadListReply> done) override {
+    Later([done] { done(protocol::DeadListReply{}); }, false);
+  }
+  void DeadRequeue(std::vector<uint64_t>, bool, api::Callback<protocol::DeadReply> done) override {
+    Later([done] { done(protocol::DeadReply{}); }, false);
+  }
+  void DeadPurge(std::vector<uint64_t>, bool, api::Callback<protocol::DeadReply> done) override {
+    Later([done] { done(protocol::DeadReply{}); }, false);
+  }
   size_t AddTo(transport::Poller& poller) override { return poller.AddFd(-1); }
   void Process() override {
     auto ready = std::move(ready_);
