@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/logging.h"
@@ -15,6 +17,7 @@
 #include "master/api/client_api.h"
 #include "master/plugins/plugin.h"
 #include "master/server/options.h"
+#include "master/server/ready_file.h"
 #include "master/server/server.h"
 #include "master/state/memory_store.h"
 #include "master/state/rocks_store.h"
@@ -106,6 +109,13 @@ int main(int argc, char** argv) {
   };
   host.metrics = &plugin_metrics;
   host.clock = &clock;
+  // What the plugins announce (their bound addresses) goes into the ready file.
+  std::mutex announced_mu;
+  std::map<std::string, std::string> announced;
+  host.announce = [&](const std::string& key, const std::string& value) {
+    std::lock_guard lock(announced_mu);
+    announced[key] = value;
+  };
   PluginList plugins;
   for (const auto& [name, section] : options.plugin_sections) {
     if (section["enabled"].value_or(true) == false) continue;
@@ -121,7 +131,8 @@ int main(int argc, char** argv) {
   yard::InstallStopHandlerFor(stop);
   if (!options.remote_core.empty()) {
     if (plugins.empty()) {
-      std::cerr << "yard-master: --remote-core runs plugin roles only: switch one on (--mqtt)\n";
+      std::cerr
+          << "yard-master: --remote-core runs plugin roles only: switch one on (--mqtt, --web)\n";
       return 2;
     }
     spdlog::info("no core in this process: plugin roles against the core at {}",
@@ -130,6 +141,14 @@ int main(int argc, char** argv) {
       spdlog::error("cannot start a plugin: {}", st.ToString());
       StopPlugins(plugins);
       return 1;
+    }
+    if (!options.ready_file.empty()) {
+      std::lock_guard lock(announced_mu);
+      if (auto st = yard::server::WriteReadyFile(options.ready_file, announced); !st.ok()) {
+        spdlog::error("{}", st.ToString());
+        StopPlugins(plugins);
+        return 1;
+      }
     }
     stop.Wait();
     StopPlugins(plugins);
@@ -158,6 +177,10 @@ int main(int argc, char** argv) {
   });
   yard::Status st = StartPlugins(plugins);
   if (st.ok()) {
+    {
+      std::lock_guard lock(announced_mu);
+      (*server)->SetReadyFields(announced);
+    }
     st = (*server)->Run();
   } else {
     st = st.WithContext("starting a plugin");

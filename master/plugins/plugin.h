@@ -34,6 +34,9 @@ struct PluginHost {
   std::function<StatusOr<std::unique_ptr<api::MasterApi>>()> make_api;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
+  // Publishes a fact about this instance in the ready file (e.g. "web_url"). Called from
+  // Start(); may be empty (tests).
+  std::function<void(const std::string& key, const std::string& value)> announce;
 };
 
 class PluginFactory {

@@ -1,15 +1,13 @@
 #include "master/server/server.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "common/protocol/codec.h"
+#include "master/server/ready_file.h"
 
 namespace yard::server {
 
@@ -170,18 +168,10 @@ void Server::Stop() {
 
 Status Server::WriteReadyFile() const {
   if (options_.ready_file.empty()) return Status::Ok();
-  const std::string tmp = options_.ready_file + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) return Unavailable("cannot write ready file " + tmp);
-    f << "{\"client_endpoint\": \"" << client_endpoint_ << "\", \"worker_endpoint\": \""
-      << worker_endpoint_ << "\", \"pid\": " << getpid() << "}\n";
-    if (!f.flush()) return Unavailable("cannot write ready file " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, options_.ready_file, ec);
-  if (ec) return Unavailable("cannot rename ready file: " + ec.message());
-  return Status::Ok();
+  auto fields = ready_fields_;
+  fields["client_endpoint"] = client_endpoint_;
+  fields["worker_endpoint"] = worker_endpoint_;
+  return server::WriteReadyFile(options_.ready_file, fields);
 }
 
 Status Server::Run() {

@@ -44,6 +44,10 @@ class Server {
   // Counters and gauges kept outside the core (plugins), reported with the core's in STATS.
   // Set before Run(); must outlive the server.
   void SetExtraStats(const Metrics* metrics) { extra_stats_ = metrics; }
+  // More fields for the ready file (the plugins' announcements). Set before Run().
+  void SetReadyFields(std::map<std::string, std::string> fields) {
+    ready_fields_ = std::move(fields);
+  }
 
  private:
   Server(const MasterOptions& options, state::StateStore& store, const Clock& clock);
@@ -94,6 +98,7 @@ class Server {
   transport::Poller poller_;
   std::string client_endpoint_, worker_endpoint_, inproc_client_endpoint_;
   const Metrics* extra_stats_ = nullptr;
+  std::map<std::string, std::string> ready_fields_;
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<bool> stop_{false};
   Micros next_heartbeat_ = 0;
