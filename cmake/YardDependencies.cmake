@@ -3,6 +3,8 @@ find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
 pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
+# cpp-httplib: Debian builds it as a library with OpenSSL (the web plugin's HTTPS).
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(cppzmq REQUIRED)
 # msgpack-cxx is header-only; its packaged CMake config drags in Boost, which we do not use.
 find_path(MSGPACK_INCLUDE_DIR msgpack.hpp REQUIRED)

@@ -9,7 +9,9 @@ PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev librocksdb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libmosquitto-dev mosquitto mosquitto-clients openssl
-  python3 python3-zmq python3-msgpack python3-pytest
+  libcpp-httplib-dev libssl-dev
+  python3 python3-zmq python3-msgpack python3-pytest python3-yaml python3-websocket
+  chromium wrk curl
   clang-format
 )
 

@@ -934,6 +934,7 @@ std::map<std::string, uint64_t> Engine::Stats() const {
   s["idempotency.keys"] = idem_.size();
   s["tasks.active"] = tasks_.size();
   s["workers.connected"] = workers_.size();
+  s["workers.heartbeat_ms"] = config_.heartbeat_ms;
   return s;
 }
 

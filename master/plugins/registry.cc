@@ -1,5 +1,6 @@
 #include "master/plugins/mqtt/mqtt_plugin.h"
 #include "master/plugins/plugin.h"
+#include "master/plugins/web/web_plugin.h"
 
 namespace yard::plugins {
 
@@ -28,6 +29,7 @@ std::vector<std::string> PluginRegistry::Names() const {
 
 void RegisterBuiltinPlugins(PluginRegistry& registry) {
   registry.Register(mqtt::MakeMqttPluginFactory());
+  registry.Register(web::MakeWebPluginFactory());
 }
 
 }  // namespace yard::plugins

@@ -145,6 +145,7 @@ std::optional<int> ParseMasterOptions(int argc, char** argv,
   auto aging = DurationSetting::Micro(&o->engine.aging);
   std::string config_path;
   std::string mqtt_broker;
+  std::string web_listen;
 
   const std::vector<Setting> settings = {
       {"--client-endpoint", "master.client_endpoint",
@@ -217,6 +218,9 @@ std::optional<int> ParseMasterOptions(int argc, char** argv,
   app.add_option("--mqtt", mqtt_broker,
                  "switch the mqtt role on with this broker (tcp://host:1883); the [mqtt] section "
                  "holds its other settings (master/plugins/mqtt/README.md)");
+  app.add_option("--web", web_listen,
+                 "switch the web role on, listening on HOST:PORT (port 0: any free port); the "
+                 "[web] section holds its other settings (master/plugins/web/README.md)");
   app.add_flag("--list-plugins", o->list_plugins, "list the plugins built in, then exit");
   for (const auto& s : settings) {
     const std::string help = std::string(s.help) + "  [" + s.key + "]";
@@ -250,6 +254,7 @@ std::optional<int> ParseMasterOptions(int argc, char** argv,
   if (!mqtt_broker.empty()) {
     o->plugin_sections["mqtt"].insert_or_assign("brokers", toml::array{mqtt_broker});
   }
+  if (!web_listen.empty()) o->plugin_sections["web"].insert_or_assign("listen", web_listen);
   for (const auto& s : settings) {
     auto* const* d = std::get_if<DurationSetting*>(&s.target);
     if (!d) continue;

@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import msgpack
 import zmq
@@ -71,6 +73,38 @@ class Process:
             return f.read().decode(errors="replace")
 
 
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(method, url, body=None, token=None, headers=None, timeout=10):
+    """One HTTP request with urllib; returns (status, headers, body). `body` is sent as JSON
+    unless it is bytes or str; the reply is parsed as JSON when it says it is JSON, else
+    returned as text. HTTP errors come back as their status and body, not as exceptions."""
+    data = body
+    hdrs = dict(headers or {})
+    if body is not None:
+        if not isinstance(body, (bytes, str)):
+            data = json.dumps(body)
+        if isinstance(data, str):
+            data = data.encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with _NO_PROXY.open(req, timeout=timeout) as r:
+            status, reply_headers, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, reply_headers, raw = e.code, e.headers, e.read()
+    text = raw.decode(errors="replace")
+    if "json" in (reply_headers.get("Content-Type") or ""):
+        try:
+            return status, reply_headers, json.loads(text)
+        except ValueError:
+            pass
+    return status, reply_headers, text
+
+
 def free_port():
     """A TCP port free right now, for a master that must come back on the same port."""
     with socket.socket() as s:
@@ -103,6 +137,7 @@ class Master(Process):
             info = json.load(f)
         self.client_endpoint = info["client_endpoint"]
         self.worker_endpoint = info["worker_endpoint"]
+        self.web_url = info.get("web_url")  # the web role's "http://HOST:PORT", when on
 
     def __enter__(self):
         return self
@@ -290,3 +325,157 @@ class MqttSub(Process):
             if topic and topic != self.probe_topic:
                 out.append((topic, payload))
         return out
+
+
+# ------------------------------------------------------------------------------ the web role
+
+def web_master(workdir, web_config="", *extra):
+    """A Master with the web role on 127.0.0.1:0. `web_config` is TOML appended to a [web]
+    section written to workdir/master.toml (e.g. limits, then [[web.tokens]] tables)."""
+    conf = os.path.join(workdir, "master.toml")
+    with open(conf, "w") as f:
+        f.write('[web]\nlisten = "127.0.0.1:0"\n' + web_config)
+    master = Master(workdir, "--config", conf, *extra)
+    if not master.web_url:
+        master.stop()
+        raise AssertionError("the ready file has no web_url:\n" + master.log())
+    return master
+
+
+class RawResponse:
+    def __init__(self, status, reason, headers, body):
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def _read_until_close(sock):
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def raw_http(url, data, timeout=5):
+    """Sends `data` (bytes: a whole request, as is, to the host and port of `url`) on a new
+    TCP connection and reads one response: a RawResponse with lower-case header names, or
+    None when the server closed the connection without answering."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None if not buf else RawResponse(0, "truncated", {}, buf)
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            n = int(headers["content-length"])
+            while len(rest) < n:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            body = rest[:n]
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body, raw = b"", rest
+            while True:
+                while b"\r\n" not in raw:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return RawResponse(int(status), reason, headers, body)
+                    raw += chunk
+                size_line, _, raw = raw.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                while len(raw) < size + 2:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    raw += chunk
+                if size == 0:
+                    break
+                body += raw[:size]
+                raw = raw[size + 2:]
+        else:
+            body = rest + _read_until_close(s)
+        return RawResponse(int(status), reason, headers, body)
+
+
+class SseStream:
+    """A GET of an SSE stream (http.client, so chunked encoding is handled) that stays open:
+    `status` and `headers` at once, then next_event() -> (event, data). Close it with close()
+    (or use it as a context manager)."""
+
+    def __init__(self, url, path="/api/v1/events", token=None, timeout=5):
+        import http.client
+        hostport = url.split("//", 1)[1].split("/", 1)[0]
+        host, port = hostport.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        headers = {"Accept": "text/event-stream"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        self.conn.request("GET", path, headers=headers)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+
+    def body(self):
+        """The whole body of a response that is not a stream (an error)."""
+        raw = self.resp.read().decode(errors="replace")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+    def next_event(self):
+        """The next event as (name, data); the name is "message" when the event has none."""
+        event, data = None, []
+        while True:
+            line = self.resp.readline()
+            if not line:
+                raise EOFError("the SSE stream ended")
+            line = line.decode().rstrip("\r\n")
+            if line == "":
+                if event is not None or data:
+                    return event or "message", "\n".join(data)
+                continue
+            if line.startswith(":"):
+                continue  # a comment (keep-alive)
+            field, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+
+    def close(self):
+        try:
+            self.resp.close()
+        finally:
+            self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
