@@ -1014,7 +1014,7 @@ class WebPlugin final : public plugins::Plugin {
     }
     auto dead = Core<protocol::DeadListReply>(
         [](api::MasterApi& a, auto cb) { a.DeadList(0, kDeadCountPage, std::move(cb)); });
-    SampleFailures();
+    SampleFailures(dead.ok() ? dead->tasks : std::vector<TaskInfo>{});
     Json jobs = SampleJobs();
 
     Json snap = {{"t_us", host_.clock->WallNow()},
@@ -1050,7 +1050,9 @@ class WebPlugin final : public plugins::Plugin {
   }
 
   // New failed, dead and expired tasks since the last sample, into the newest-first list.
-  void SampleFailures() {
+  // `dead` (the first dead letters, fetched anyway to count them) also brings back tasks
+  // that were requeued and died again: the per-state cursors have passed their ids.
+  void SampleFailures(const std::vector<TaskInfo>& dead) {
     for (TaskState state : {TaskState::kFailed, TaskState::kDead, TaskState::kExpired}) {
       uint64_t& cursor = failure_cursor_[static_cast<int>(state)];
       protocol::List list;
@@ -1061,19 +1063,21 @@ class WebPlugin final : public plugins::Plugin {
         auto page = Core<protocol::ListReply>(
             [&](api::MasterApi& a, auto cb) { a.List(list, std::move(cb)); });
         if (!page.ok()) return;
-        for (auto& t : page->tasks) {
-          failures_.push_back(std::move(t));
-          if (failures_.size() > 4 * kSnapshotFailures) failures_.pop_front();
-        }
-        if (page->next_after_id > cursor) cursor = page->next_after_id;
+        failures_.insert(failures_.end(), std::make_move_iterator(page->tasks.begin()),
+                         std::make_move_iterator(page->tasks.end()));
         if (!page->tasks.empty()) cursor = std::max(cursor, page->tasks.back().id);
+        cursor = std::max(cursor, page->next_after_id);
         if (!page->more) break;
       }
     }
+    failures_.insert(failures_.end(), dead.begin(), dead.end());
+    // Newest first; one entry per task (its latest end).
     std::sort(failures_.begin(), failures_.end(), [](const TaskInfo& a, const TaskInfo& b) {
       return a.finished_us != b.finished_us ? a.finished_us > b.finished_us : a.id > b.id;
     });
-    while (failures_.size() > kSnapshotFailures) failures_.pop_back();
+    std::set<uint64_t> seen;
+    std::erase_if(failures_, [&](const TaskInfo& t) { return !seen.insert(t.id).second; });
+    if (failures_.size() > kSnapshotFailures) failures_.resize(kSnapshotFailures);
   }
 
   // The jobs with running parts and those submitted or seen lately, newest first.
@@ -1139,7 +1143,7 @@ class WebPlugin final : public plugins::Plugin {
   SteadyClock::time_point last_sample_at_;
   Counters last_stats_;
   std::map<std::string, uint64_t> last_completed_;
-  std::deque<TaskInfo> failures_;
+  std::vector<TaskInfo> failures_;
   std::map<int, uint64_t> failure_cursor_;
   std::deque<uint64_t> jobs_;
 };
