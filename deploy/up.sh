@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Standalone Yard on this machine: installs, builds (Release) and starts a local MQTT broker
-# (mosquitto, own config in a temp dir) and a master with its mqtt role and N embedded
-# workers, runs a short demo (CLI tasks, simulated devices' telemetry turned into tasks, a
-# device request answered) and shows the results, then keeps serving until Ctrl-C.
+# (mosquitto, own config in a temp dir) and a master with its mqtt and web roles and N
+# embedded workers, runs a short demo (CLI tasks, simulated devices' telemetry turned into
+# tasks, a device request answered, the REST API) and shows the results and the dashboard's
+# URL, then keeps serving until Ctrl-C.
 # Usage: deploy/up.sh [--demo] [--workers N]
 #   --demo        exit after the demo (the master stops with SIGTERM and must exit 0)
 #   --workers N   embedded workers (default 2)
-# Ports: YARD_CLIENT_PORT (default 7070), YARD_WORKER_PORT (default 7071), YARD_MQTT_PORT
-# (default: a free one); 0 picks free ones.
+# Ports: YARD_CLIENT_PORT (default 7070), YARD_WORKER_PORT (default 7071), YARD_WEB_PORT
+# (default 8080; the dashboard, REST API and /metrics on 127.0.0.1), YARD_MQTT_PORT (default:
+# a free one); 0 picks free ones.
 # State: YARD_DATA_DIR (default ./yard-data in the repo; a fresh temp dir with --demo).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -18,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --demo) demo_only=1 ;;
     --workers) workers="${2:?--workers needs a number}"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -51,9 +53,10 @@ if [ "$demo_only" -eq 1 ]; then
 else
   DATA_DIR="${YARD_DATA_DIR:-$YARD_ROOT/yard-data}"
 fi
-echo "== starting yard-master with $workers workers and the mqtt role (state in $DATA_DIR, logs in $RUN_DIR/master.log)"
+echo "== starting yard-master with $workers workers and the mqtt and web roles (state in $DATA_DIR, logs in $RUN_DIR/master.log)"
 "$BIN/yard-master" \
   --mqtt "tcp://127.0.0.1:$MQTT_PORT" \
+  --web "127.0.0.1:${YARD_WEB_PORT:-8080}" \
   --client-endpoint "tcp://127.0.0.1:${YARD_CLIENT_PORT:-7070}" \
   --worker-endpoint "tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}" \
   --data-dir "$DATA_DIR" \
@@ -82,7 +85,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -s "$RUN_DIR/ready.json" ] || { echo "yard-master did not become ready" >&2; exit 1; }
-CLIENT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_endpoint"])' "$RUN_DIR/ready.json")"
+ready() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$RUN_DIR/ready.json" "$1"; }
+CLIENT="$(ready client_endpoint)"
+WEB="$(ready web_url)"
 export YARD_MASTER="$CLIENT"
 yard() { "$BIN/yard" "$@"; }
 
@@ -92,7 +97,7 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-echo "== demo (master at $CLIENT)"
+echo "== demo (master at $CLIENT, dashboard at $WEB/)"
 echo "\$ yard submit echo 'hello from yard' --wait"
 yard submit echo 'hello from yard' --wait
 echo "\$ yard submit telemetry.stats '[21.5, 22.0, 22.4, 23.1, 35.9]' --wait"
@@ -130,12 +135,23 @@ echo "\$ yard workers"
 yard workers
 echo "\$ yard stats"
 yard stats
+echo "== the REST API and metrics ($WEB)"
+echo "\$ curl -s -X POST $WEB/api/v1/tasks -d '{\"type\": \"echo\", \"payload\": \"hello over HTTP\"}'"
+id="$(curl -sf -X POST "$WEB/api/v1/tasks" -d '{"type": "echo", "payload": "hello over HTTP"}' | tee /dev/stderr |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+echo
+echo "\$ curl -s '$WEB/api/v1/tasks/$id/result?wait=5s'"
+curl -sf "$WEB/api/v1/tasks/$id/result?wait=5s"
+echo
+echo "\$ curl -s $WEB/metrics | grep yard_tasks_total"
+curl -sf "$WEB/metrics" | grep '^yard_tasks_total'
 
 if [ "$demo_only" -eq 1 ]; then
   stop_master
   exit $?
 fi
 echo "== Yard is serving at $CLIENT (workers: tcp://127.0.0.1:${YARD_WORKER_PORT:-7071}). Ctrl-C stops it."
+echo "   dashboard: $WEB/   (REST API under $WEB/api/v1, metrics at $WEB/metrics)"
 echo "   try: YARD_MASTER=$CLIENT $BIN/yard submit echo hi --wait"
 echo "        $BIN/yard-devices --broker tcp://127.0.0.1:$MQTT_PORT --devices 100 --duration 10s --rate 5000"
 wait "$MASTER_PID"
