@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/protocol/messages.h"
 #include "common/status.h"
 #include "common/transport/socket.h"

@@ -16,6 +16,7 @@
 
 #include "common/protocol/json.h"
 #include "common/transport/socket.h"
+#include "master/api/await.h"
 #include "master/plugins/web/assets.h"
 #include "master/plugins/web/config.h"
 #include "master/plugins/web/live.h"
@@ -82,21 +83,10 @@ class ApiPool {
   template <typename T, typename Start>
   StatusOr<T> Call(Micros timeout, Start&& start) {
     ASSIGN_OR_RETURN(auto slot, Borrow());
-    std::optional<StatusOr<T>> out;
-    start(*slot->api, [&out](StatusOr<T> r) { out.emplace(std::move(r)); });
-    const auto deadline = SteadyClock::now() + std::chrono::microseconds(timeout);
-    while (true) {
-      slot->api->Process();
-      if (out) break;
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now())
-              .count();
-      if (left <= 0) {
-        return Unavailable("the core did not answer within " + std::to_string(timeout / kMillis) +
-                           " ms");
-      }
-      (void)slot->poller.Poll(
-          static_cast<int>(std::min<int64_t>(left + 1, api::MasterApi::kMaxProcessIntervalMs)));
+    auto out = api::Await<T>(*slot->api, slot->poller, timeout, std::forward<Start>(start));
+    if (!out) {  // the slot's API still owes an answer: drop it
+      return Unavailable("the core did not answer within " + std::to_string(timeout / kMillis) +
+                         " ms");
     }
     Return(std::move(slot));
     return std::move(*out);
