@@ -243,10 +243,17 @@ int Run(const Options& o) {
     return true;
   };
   Driver& d = **driver;
+  // Big payloads: SUBMITs within the harness' limit, and at most 256 MiB in flight.
+  const auto batch = std::min(o.batch, MaxTasksPerSubmit(o.shape));
+  const auto inflight = static_cast<uint32_t>(std::min<size_t>(
+      o.inflight,
+      std::max<size_t>(batch, (256u << 20) / std::max<size_t>(1, o.shape.payload_bytes))));
+  out["batch"] = batch;
+  out["inflight"] = inflight;
   bool ran = true;
   if (o.workload == "throughput") {
     ran = run_phase("closed loop", [&](Bar& bar) {
-      return d.ClosedLoop(o.tasks, o.inflight, o.batch, o.shape, std::ref(bar));
+      return d.ClosedLoop(o.tasks, inflight, batch, o.shape, std::ref(bar));
     });
   } else if (o.workload == "rate") {
     for (double rate : o.rates) {
@@ -258,8 +265,8 @@ int Run(const Options& o) {
     ran = run_phase("one at a time",
                     [&](Bar& bar) { return d.OneAtATime(o.tasks, o.shape, std::ref(bar)); });
   } else if (o.workload == "fill") {
-    ran = run_phase("fill",
-                    [&](Bar& bar) { return d.Fill(o.tasks, o.batch, o.shape, std::ref(bar)); });
+    ran =
+        run_phase("fill", [&](Bar& bar) { return d.Fill(o.tasks, batch, o.shape, std::ref(bar)); });
   } else {  // jobs
     const uint64_t jobs = std::max<uint64_t>(1, o.tasks / o.split);
     ran =
@@ -361,9 +368,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"throughput", "rate", "latency", "jobs", "fill"}));
   app.add_option("--tasks", o.tasks, "tasks per phase (parts, for jobs)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
-  app.add_option("--inflight", o.inflight, "throughput: most tasks submitted and not ended")
+  app.add_option("--inflight", o.inflight,
+                 "throughput: most tasks submitted and not ended (and at most 256 MiB of payloads)")
       ->check(CLI::Range(1u, 10000000u));
-  app.add_option("--batch", o.batch, "throughput: tasks per SUBMIT")
+  app.add_option("--batch", o.batch,
+                 "throughput, fill: tasks per SUBMIT (and at most 4 MiB of payloads)")
       ->check(CLI::Range(1u, 100000u));
   app.add_option("--rate", o.rates,
                  "rate: tasks per second, one phase each (e.g. --rate 10000,50000)")

@@ -16,7 +16,7 @@ using Counters = std::map<std::string, uint64_t>;
 
 constexpr int kSubmitsInFlight = 4;          // pipelined SUBMITs
 constexpr Micros kStatsEvery = 2 * kMillis;  // how often completion is checked
-constexpr uint32_t kMaxOpenLoopBatch = 10000;
+constexpr size_t kMaxOpenLoopBatch = 10000;
 constexpr uint64_t kWarmup = 100;  // one-at-a-time round trips not measured
 constexpr size_t kJobsInFlight = 8;
 constexpr Micros kCallTimeout = 60 * kSeconds;
@@ -49,6 +49,11 @@ std::vector<protocol::TaskSpec> Specs(uint64_t first, uint64_t n, const TaskShap
 }
 
 }  // namespace
+
+uint32_t MaxTasksPerSubmit(const TaskShape& shape) {
+  const size_t bytes = shape.handler == "cpu" ? 16 : std::max<size_t>(1, shape.payload_bytes);
+  return static_cast<uint32_t>(std::clamp<size_t>((4u << 20) / bytes, 1, kMaxOpenLoopBatch));
+}
 
 double Latencies::Percentile(double q) const {
   if (us.empty()) return 0;
@@ -206,7 +211,7 @@ StatusOr<PhaseResult> Driver::OpenLoop(uint64_t tasks, double rate, const TaskSh
                                        const Progress& progress) {
   auto r = impl_->Run(tasks, shape, progress, [&](uint64_t sent, uint64_t, double elapsed) {
     const auto due = static_cast<uint64_t>(rate * elapsed);
-    return due <= sent ? 0 : std::min<uint64_t>(due - sent, kMaxOpenLoopBatch);
+    return due <= sent ? 0 : std::min<uint64_t>(due - sent, MaxTasksPerSubmit(shape));
   });
   if (!r.ok()) return r;
   r->name = "open loop";

@@ -28,6 +28,10 @@ struct TaskShape {
   uint32_t keys = 0;               // > 0: task i gets key "k<i % keys>" (per-key order)
 };
 
+// Most tasks of this shape per SUBMIT: 4 MiB of payloads, well under the master's message
+// limit (a bigger SUBMIT would be dropped).
+uint32_t MaxTasksPerSubmit(const TaskShape& shape);
+
 struct Latencies {
   std::vector<double> us;  // one per task (or job), sorted ascending
   double Percentile(double q) const;
