@@ -53,7 +53,7 @@ constexpr Micros kMaxResultWait = 60 * kSeconds;
 constexpr Micros kMaxQueueWait = 1 * kSeconds;
 constexpr size_t kKeepAliveRequests = 100;
 
-std::string PathOf(const std::string& host, uint16_t port, bool tls) {
+std::string UrlOf(const std::string& host, uint16_t port, bool tls) {
   const bool v6 = host.find(':') != std::string::npos;
   return std::string(tls ? "https://" : "http://") + (v6 ? "[" + host + "]" : host) + ":" +
          std::to_string(port);
@@ -195,9 +195,9 @@ class ConnectionPool final : public httplib::TaskQueue {
   std::vector<std::thread> threads_;
 };
 
+// A route's method and path pattern, to tell 405 from 404.
 struct Route {
   std::string method;
-  std::string pattern;
   std::regex re;
 };
 
@@ -255,15 +255,20 @@ class WebPlugin final : public plugins::Plugin {
       port = -1;
     }
     if (port <= 0) {
-      return Unavailable("web: cannot listen on " + PathOf(config_.host, config_.port, false));
+      return Unavailable("web: cannot listen on " + UrlOf(config_.host, config_.port, false));
     }
-    const std::string url = PathOf(config_.host, static_cast<uint16_t>(port), config_.tls());
+    const std::string url = UrlOf(config_.host, static_cast<uint16_t>(port), config_.tls());
     if (host_.announce) host_.announce("web_url", url);
     if (!config_.auth() && !IsLoopback(config_.host)) {
       spdlog::warn("web: no [[web.tokens]]: anyone who reaches {} may submit and cancel", url);
     }
     sampler_ = std::thread([this] { SampleLoop(); });
     listener_ = std::thread([this] { http_->listen_after_bind(); });
+    // httplib's stop() does nothing until the listener runs: wait for it, so a Stop() right
+    // after Start() cannot leave the listener running.
+    for (int i = 0; i < 5000 && !http_->is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     spdlog::info("web: serving the API, dashboard and metrics on {} ({} threads, auth {})", url,
                  config_.threads, config_.auth() ? "on" : "off");
     return Status::Ok();
@@ -392,7 +397,7 @@ class WebPlugin final : public plugins::Plugin {
   enum class Need { kNone, kRead, kWrite, kAdmin, kMetrics, kEvents };
 
   void Add(const std::string& method, const std::string& pattern, Need need, Handler h) {
-    routes_.push_back({method, pattern, std::regex(pattern)});
+    routes_.push_back({method, std::regex(pattern)});
     auto start = [this, pattern, need](const Request& req, Response& res) {
       t_request.route = pattern;
       t_method_ = req.method;
