@@ -137,9 +137,9 @@ echo "\$ yard stats"
 yard stats
 echo "== the REST API and metrics ($WEB)"
 echo "\$ curl -s -X POST $WEB/api/v1/tasks -d '{\"type\": \"echo\", \"payload\": \"hello over HTTP\"}'"
-id="$(curl -sf -X POST "$WEB/api/v1/tasks" -d '{"type": "echo", "payload": "hello over HTTP"}' | tee /dev/stderr |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
-echo
+reply="$(curl -sf -X POST "$WEB/api/v1/tasks" -d '{"type": "echo", "payload": "hello over HTTP"}')"
+echo "$reply"
+id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$reply")"
 echo "\$ curl -s '$WEB/api/v1/tasks/$id/result?wait=5s'"
 curl -sf "$WEB/api/v1/tasks/$id/result?wait=5s"
 echo
