@@ -11,14 +11,10 @@ double RatePerSecond(uint64_t before, uint64_t after, Micros elapsed) {
   return static_cast<double>(after - before) * 1e6 / static_cast<double>(elapsed);
 }
 
-namespace {
-
-uint64_t Value(const Counters& c, const std::string& name) {
+uint64_t CounterValue(const Counters& c, const std::string& name) {
   auto it = c.find(name);
   return it == c.end() ? 0 : it->second;
 }
-
-}  // namespace
 
 protocol::Json LatencyBetween(const Counters& before, const Counters& after) {
   constexpr std::string_view kPrefix = "task_latency_us.le.";
@@ -29,12 +25,12 @@ protocol::Json LatencyBetween(const Counters& before, const Counters& after) {
     if (!std::string_view(name).starts_with(kPrefix)) break;
     const std::string bound = name.substr(kPrefix.size());
     if (bound == "inf") continue;
-    const uint64_t was = Value(before, name);
+    const uint64_t was = CounterValue(before, name);
     buckets.emplace_back(std::stod(bound), it->second >= was ? it->second - was : 0);
   }
   std::sort(buckets.begin(), buckets.end());
-  const uint64_t count_after = Value(after, "task_latency_us.count");
-  const uint64_t count_before = Value(before, "task_latency_us.count");
+  const uint64_t count_after = CounterValue(after, "task_latency_us.count");
+  const uint64_t count_before = CounterValue(before, "task_latency_us.count");
   const uint64_t count = count_after >= count_before ? count_after - count_before : 0;
   protocol::Json out = {{"count", count}};
   for (auto [name, q] : {std::pair{"p50", 0.5}, std::pair{"p90", 0.9}, std::pair{"p99", 0.99}}) {

@@ -14,6 +14,9 @@ namespace yard::web {
 
 using Counters = std::map<std::string, uint64_t>;
 
+// A counter's value; 0 when the master did not report it.
+uint64_t CounterValue(const Counters& c, const std::string& name);
+
 // Per second between two samples `elapsed` apart (0 when the counter went backwards: the
 // master restarted).
 double RatePerSecond(uint64_t before, uint64_t after, Micros elapsed);

@@ -138,11 +138,12 @@ class LogLimiter {
   std::atomic<int> count_{0};
 };
 
-// What the HTTP metrics need of a request, kept per thread: httplib handles one request on
-// one thread from reading it to logging it.
+// What the HTTP metrics and the refusal log need of a request, kept per thread: httplib
+// handles one request on one thread from reading it to logging it.
 struct RequestContext {
   SteadyClock::time_point start;
   std::string route;  // the matched pattern; empty: unmatched
+  std::string method, path;
 };
 thread_local RequestContext t_request;
 // How long the connection this thread serves waited for a thread; reset after its first
@@ -203,10 +204,7 @@ struct Route {
 
 // The "queue" object of GET /queue and the live snapshot.
 Json QueueJson(const Counters& s) {
-  auto get = [&](const char* k) {
-    auto it = s.find(k);
-    return it == s.end() ? uint64_t{0} : it->second;
-  };
+  auto get = [&](const char* k) { return CounterValue(s, k); };
   Json q = {{"queued", get("tasks.queued")},   {"ready", get("tasks.ready")},
             {"running", get("tasks.running")}, {"scheduled", get("tasks.scheduled")},
             {"active", get("tasks.active")},   {"by_priority", Json::object()},
@@ -303,11 +301,9 @@ class WebPlugin final : public plugins::Plugin {
     // lets waiting connections in; 100 keeps reconnects rare under steady load.
     http_->set_keep_alive_max_count(kKeepAliveRequests);
     http_->set_pre_routing_handler([this](const Request& req, Response& res) {
-      t_request = {SteadyClock::now(), ""};
+      t_request = {SteadyClock::now(), "", req.method, req.path};
       const auto waited = std::exchange(t_queue_wait, {});
       if (waited > std::chrono::microseconds(kMaxQueueWait)) {
-        t_method_ = req.method;
-        t_path_ = req.path;
         Fail(res, {503, "unavailable", "overloaded: every HTTP thread is busy"});
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -359,14 +355,16 @@ class WebPlugin final : public plugins::Plugin {
     metrics().Add("web.rejected." + e.code);
     if (e.status >= 500 ? true : log_limit_.Allow()) {
       spdlog::log(e.status >= 500 ? spdlog::level::warn : spdlog::level::info,
-                  "web: {} {} -> {} {}: {}", t_method_, t_path_, e.status, e.code, e.message);
+                  "web: {} {} -> {} {}: {}", t_request.method, t_request.path, e.status, e.code,
+                  e.message);
     }
   }
 
   // Errors httplib produced itself (no route, body too large, unreadable request).
   void FillError(const Request& req, Response& res) {
-    t_method_ = req.method;
-    t_path_ = req.path;
+    // A malformed request never reached the pre-routing handler.
+    t_request.method = req.method;
+    t_request.path = req.path;
     std::string allow;  // the methods of the routes this path has
     for (const auto& r : routes_) {
       if (std::regex_match(req.path, r.re) && allow.find(r.method) == std::string::npos) {
@@ -400,8 +398,6 @@ class WebPlugin final : public plugins::Plugin {
     routes_.push_back({method, std::regex(pattern)});
     auto start = [this, pattern, need](const Request& req, Response& res) {
       t_request.route = pattern;
-      t_method_ = req.method;
-      t_path_ = req.path;
       auto refusal = Authorize(req, need);
       if (refusal) Fail(res, *refusal);
       return !refusal;
@@ -490,8 +486,7 @@ class WebPlugin final : public plugins::Plugin {
     Add("GET", "/healthz", Need::kNone,
         [](const Request&, Response& res) { res.set_content("ok\n", "text/plain"); });
     Add("GET", "/readyz", Need::kNone, [this](const Request&, Response& res) {
-      auto s =
-          Core<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); }, kReadyTimeout);
+      auto s = FetchStats(kReadyTimeout);
       if (!s.ok()) {
         res.status = 503;
         res.set_header("Retry-After", "5");
@@ -533,12 +528,12 @@ class WebPlugin final : public plugins::Plugin {
     });
     Add("GET", v1 + "/workers", Need::kRead, [this](auto&, auto& r) { Workers(r); });
     Add("GET", v1 + "/stats", Need::kRead, [this](auto&, auto& r) {
-      auto s = Core<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
+      auto s = FetchStats();
       if (!s.ok()) return Fail(r, ErrorFor(s.status()));
       Reply(r, 200, {{"counters", *s}});
     });
     Add("GET", v1 + "/queue", Need::kRead, [this](auto&, auto& r) {
-      auto s = Core<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
+      auto s = FetchStats();
       if (!s.ok()) return Fail(r, ErrorFor(s.status()));
       Reply(r, 200, QueueJson(*s));
     });
@@ -645,6 +640,15 @@ class WebPlugin final : public plugins::Plugin {
       list.after_id = page->next_after_id;
     }
     Reply(res, 200, TaskList(out, cursor));
+  }
+
+  StatusOr<Counters> FetchStats(Micros timeout = 0) {
+    return Core<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); }, timeout);
+  }
+
+  StatusOr<std::vector<protocol::WorkerInfo>> FetchWorkers() {
+    return Core<std::vector<protocol::WorkerInfo>>(
+        [](api::MasterApi& a, auto cb) { a.Workers(std::move(cb)); });
   }
 
   StatusOr<std::optional<TaskInfo>> FetchTask(uint64_t id, bool with_payload) {
@@ -791,8 +795,7 @@ class WebPlugin final : public plugins::Plugin {
   }
 
   void Workers(Response& res) {
-    auto w = Core<std::vector<protocol::WorkerInfo>>(
-        [](api::MasterApi& a, auto cb) { a.Workers(std::move(cb)); });
+    auto w = FetchWorkers();
     if (!w.ok()) return Fail(res, ErrorFor(w.status()));
     Reply(res, 200, {{"workers", WorkersJson(*w)}});
   }
@@ -905,10 +908,9 @@ class WebPlugin final : public plugins::Plugin {
   // ---- metrics ----
 
   void ServeMetrics(Response& res) {
-    auto s = Core<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
+    auto s = FetchStats();
     if (!s.ok()) return Fail(res, ErrorFor(s.status()));
-    auto w = Core<std::vector<protocol::WorkerInfo>>(
-        [](api::MasterApi& a, auto cb) { a.Workers(std::move(cb)); });
+    auto w = FetchWorkers();
     if (!w.ok()) return Fail(res, ErrorFor(w.status()));
     std::optional<uint64_t> dead;
     {
@@ -973,7 +975,7 @@ class WebPlugin final : public plugins::Plugin {
   // One sample of the core: the snapshot every SSE stream sends next.
   void Sample() {
     const auto now = SteadyClock::now();
-    auto stats = Core<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
+    auto stats = FetchStats();
     if (!stats.ok()) {
       if (log_limit_.Allow()) spdlog::warn("web: live view: {}", stats.status().ToString());
       return;
@@ -981,8 +983,7 @@ class WebPlugin final : public plugins::Plugin {
     if (auto hb = stats->find("workers.heartbeat_ms"); hb != stats->end() && hb->second > 0) {
       heartbeat_ms_ = hb->second;
     }
-    auto workers = Core<std::vector<protocol::WorkerInfo>>(
-        [](api::MasterApi& a, auto cb) { a.Workers(std::move(cb)); });
+    auto workers = FetchWorkers();
     const double elapsed_s =
         have_sample_ ? std::chrono::duration<double>(now - last_sample_at_).count() : 0;
     const Micros elapsed = static_cast<Micros>(elapsed_s * 1e6);
@@ -1001,11 +1002,9 @@ class WebPlugin final : public plugins::Plugin {
     Json rates = Json::object();
     for (const char* name : {"submitted", "succeeded", "failed", "dead"}) {
       const std::string key = std::string("tasks.") + name;
-      auto get = [&](const Counters& c) {
-        auto it = c.find(key);
-        return it == c.end() ? uint64_t{0} : it->second;
-      };
-      rates[name] = have_sample_ ? RatePerSecond(get(last_stats_), get(*stats), elapsed) : 0.0;
+      rates[name] = have_sample_ ? RatePerSecond(CounterValue(last_stats_, key),
+                                                 CounterValue(*stats, key), elapsed)
+                                 : 0.0;
     }
     auto dead = Core<protocol::DeadListReply>(
         [](api::MasterApi& a, auto cb) { a.DeadList(0, kDeadCountPage, std::move(cb)); });
@@ -1121,7 +1120,6 @@ class WebPlugin final : public plugins::Plugin {
   std::atomic<uint32_t> sse_clients_{0};
   // The master's heartbeat to workers (from its stats), for the workers' health.
   std::atomic<uint64_t> heartbeat_ms_{1000};
-  static thread_local std::string t_method_, t_path_;  // for log lines of refusals
 
   // Shared with the SSE streams and HTTP threads (live_mu_).
   std::mutex live_mu_;
@@ -1142,9 +1140,6 @@ class WebPlugin final : public plugins::Plugin {
   std::map<int, uint64_t> failure_cursor_;
   std::deque<uint64_t> jobs_;
 };
-
-thread_local std::string WebPlugin::t_method_;
-thread_local std::string WebPlugin::t_path_;
 
 class WebPluginFactory final : public plugins::PluginFactory {
  public:
