@@ -105,23 +105,33 @@ struct Driver::Impl {
     return Status::Ok();
   }
 
-  // Submits `tasks` tasks, SUBMITs of at most `batch` while `may_send(submitted, ended)`
-  // says how many may go now, until all have ended.
-  StatusOr<PhaseResult> Run(
-      uint64_t tasks, const TaskShape& shape, const Progress& progress,
-      const std::function<uint64_t(uint64_t sent, uint64_t ended, double elapsed)>& may_send) {
-    ASSIGN_OR_RETURN(auto before,
-                     Call<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); }));
+  StatusOr<Counters> Stats() {
+    return Call<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
+  }
+
+  using MaySend = std::function<uint64_t(uint64_t sent, uint64_t ended, double elapsed)>;
+  struct Pumped {
+    std::vector<uint64_t> ids;  // sorted
+    double seconds = 0;
+  };
+  // Submits `tasks` tasks, as many per SUBMIT as `may_send` allows now, several SUBMITs in
+  // flight, until every one is acknowledged or, with `until_ended`, has ended (followed
+  // through the master's counters).
+  StatusOr<Pumped> Pump(uint64_t tasks, const TaskShape& shape, const Progress& progress,
+                        const MaySend& may_send, bool until_ended) {
+    ASSIGN_OR_RETURN(auto before, Stats());
     const uint64_t base = Ended(before);
-    std::vector<uint64_t> ids;
+    Pumped out;
+    auto& ids = out.ids;
     ids.reserve(tasks);
     uint64_t sent = 0, ended = 0;
     int submits = 0;
     bool stats_pending = false;
     Status error;
+    auto done = [&] { return until_ended ? ended : ids.size(); };
     auto next_stats = SteadyClock::now();
     const auto t0 = SteadyClock::now();
-    while (ended < tasks) {
+    while (done() < tasks) {
       while (sent < tasks && submits < kSubmitsInFlight) {
         const uint64_t n = std::min(tasks - sent, may_send(sent, ended, Since(t0)));
         if (n == 0) break;
@@ -136,10 +146,10 @@ struct Driver::Impl {
         });
         sent += n;
       }
-      if (!stats_pending && SteadyClock::now() >= next_stats) {
+      if (until_ended && !stats_pending && SteadyClock::now() >= next_stats) {
         stats_pending = true;
         next_stats = SteadyClock::now() + std::chrono::microseconds(kStatsEvery);
-        api->Stats([&](StatusOr<std::map<std::string, uint64_t>> r) {
+        api->Stats([&](StatusOr<Counters> r) {
           stats_pending = false;
           if (!r.ok()) {
             error = r.status().WithContext("stats");
@@ -150,16 +160,24 @@ struct Driver::Impl {
       }
       Step();
       if (!error.ok()) return error;
-      if (progress) progress(ended, tasks);
+      if (progress) progress(done(), tasks);
     }
-    PhaseResult r;
-    r.tasks = tasks;
-    r.seconds = Since(t0);
-    r.tasks_per_s = double(tasks) / r.seconds;
-    while (submits > 0) Step();  // every id is known before listing
+    out.seconds = Since(t0);
+    while (submits > 0 || stats_pending) Step();  // every id is known before listing
     if (!error.ok()) return error;
     std::sort(ids.begin(), ids.end());
-    RETURN_IF_ERROR(Account(ids, &r));
+    return out;
+  }
+
+  // Pump until every task has ended, then account for each by listing it.
+  StatusOr<PhaseResult> Run(uint64_t tasks, const TaskShape& shape, const Progress& progress,
+                            const MaySend& may_send) {
+    ASSIGN_OR_RETURN(auto pumped, Pump(tasks, shape, progress, may_send, /*until_ended=*/true));
+    PhaseResult r;
+    r.tasks = tasks;
+    r.seconds = pumped.seconds;
+    r.tasks_per_s = double(tasks) / r.seconds;
+    RETURN_IF_ERROR(Account(pumped.ids, &r));
     return r;
   }
 };
@@ -179,10 +197,7 @@ StatusOr<std::unique_ptr<Driver>> Driver::Connect(transport::Context& ctx,
   return std::unique_ptr<Driver>(new Driver(std::move(impl)));
 }
 
-StatusOr<std::map<std::string, uint64_t>> Driver::Stats() {
-  return impl_->Call<std::map<std::string, uint64_t>>(
-      [](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
-}
+StatusOr<std::map<std::string, uint64_t>> Driver::Stats() { return impl_->Stats(); }
 
 Status Driver::WaitForWorkers(int workers) {
   const auto t0 = SteadyClock::now();
@@ -222,33 +237,15 @@ StatusOr<PhaseResult> Driver::OpenLoop(uint64_t tasks, double rate, const TaskSh
 StatusOr<PhaseResult> Driver::Fill(uint64_t tasks, uint32_t batch, const TaskShape& shape,
                                    const Progress& progress) {
   ASSIGN_OR_RETURN(auto before, Stats());
+  ASSIGN_OR_RETURN(auto pumped,
+                   impl_->Pump(
+                       tasks, shape, progress, [&](uint64_t, uint64_t, double) { return batch; },
+                       /*until_ended=*/false));
   PhaseResult r;
   r.name = "fill";
   r.tasks = tasks;
   r.latency_kind = "none";
-  uint64_t sent = 0, acked = 0;
-  int submits = 0;
-  Status error;
-  const auto t0 = SteadyClock::now();
-  while (acked < tasks) {
-    while (sent < tasks && submits < kSubmitsInFlight) {
-      const uint64_t n = std::min<uint64_t>(tasks - sent, batch);
-      ++submits;
-      impl_->api->Submit(Specs(sent, n, shape), [&](StatusOr<std::vector<uint64_t>> ids) {
-        --submits;
-        if (!ids.ok()) {
-          error = ids.status().WithContext("submit");
-          return;
-        }
-        acked += ids->size();
-      });
-      sent += n;
-    }
-    impl_->Step();
-    if (!error.ok()) return error;
-    if (progress) progress(acked, tasks);
-  }
-  r.seconds = Since(t0);
+  r.seconds = pumped.seconds;
   r.tasks_per_s = double(tasks) / r.seconds;
   ASSIGN_OR_RETURN(auto after, Stats());
   const uint64_t queued = after["tasks.queued"] - before["tasks.queued"];
