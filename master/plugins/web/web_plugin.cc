@@ -353,7 +353,7 @@ class WebPlugin final : public plugins::Plugin {
     if (e.status == 503) res.set_header("Retry-After", "5");
     if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"yard\"");
     metrics().Add("web.rejected." + e.code);
-    if (e.status >= 500 ? true : log_limit_.Allow()) {
+    if (e.status >= 500 || log_limit_.Allow()) {
       spdlog::log(e.status >= 500 ? spdlog::level::warn : spdlog::level::info,
                   "web: {} {} -> {} {}: {}", t_request.method, t_request.path, e.status, e.code,
                   e.message);
