@@ -134,8 +134,7 @@ void Engine::RestoreIdempotencyKey(const std::string& key, uint64_t id, int64_t 
   idem_expiry_.push_back({expires_us, key});  // put in time order by FinishRestore
 }
 
-StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& specs, Now now,
-                                               Effects& fx) {
+StatusOr<std::vector<uint64_t>> Engine::Submit(std::vector<TaskSpec> specs, Now now, Effects& fx) {
   for (size_t i = 0; i < specs.size(); ++i) {
     RETURN_IF_ERROR(ValidateSpec(specs[i], "task " + std::to_string(i) + ": ", now));
     if (RouteLimitReached(specs[i].type, specs[i].requirements)) {
@@ -151,7 +150,7 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
   std::vector<uint64_t> ids;
   ids.reserve(specs.size());
   uint64_t created = 0;
-  for (const auto& s : specs) {
+  for (auto& s : specs) {
     if (!s.idempotency_key.empty()) {
       auto seen = idem_.find(s.idempotency_key);
       if (seen != idem_.end()) {
@@ -160,7 +159,7 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(const std::vector<TaskSpec>& spec
         continue;
       }
     }
-    const uint64_t id = CreateTask(s, s.payload, now, fx).info.id;
+    const uint64_t id = CreateTask(s, std::move(s.payload), now, fx).info.id;
     if (!s.idempotency_key.empty()) {
       const int64_t expires = now.wall + config_.idempotency_ttl;
       idem_[s.idempotency_key] = {id, expires};

@@ -123,7 +123,8 @@ class Engine {
   // tasks become eligible to run once OnCommitted() names them.
   // kInvalidArgument for a bad spec (message names the task index and field),
   // kResourceExhausted when the queue limit would be passed.
-  StatusOr<std::vector<uint64_t>> Submit(const std::vector<protocol::TaskSpec>& specs, Now now,
+  // Takes the specs by value so a caller done with them can move their payloads in.
+  StatusOr<std::vector<uint64_t>> Submit(std::vector<protocol::TaskSpec> specs, Now now,
                                          Effects& fx);
 
   // Runs dead letters again: each becomes queued with a fresh set of attempts (its attempt

@@ -309,6 +309,8 @@ void Server::CommitPending(core::Now now) {
     store_status_ = st;
     engine_.Count("store.commits");
     engine_.Count("store.records", pending_.batch.records.size());
+    // The store may have taken the records' contents: lookups from here on go to the store.
+    pending_.batch.clear();
   }
   engine_.OnCommitted(pending_.submitted);
   for (const auto& [conn, ack] : pending_.acks) SendWorker(conn, ack);
@@ -729,7 +731,7 @@ void Server::HandleClientMessage(transport::Frames& frames, core::Now now, core:
     case Command::kSubmit: {
       protocol::Submit m;
       if (!decode(&m) || write_refused(m.req_id)) return;
-      auto ids = engine_.Submit(m.tasks, now, fx);
+      auto ids = engine_.Submit(std::move(m.tasks), now, fx);
       if (!ids.ok()) return engine_refused(m.req_id, ids.status(), "invalid_task");
       pending_.submitted.insert(pending_.submitted.end(), ids->begin(), ids->end());
       pending_.replies.push_back(

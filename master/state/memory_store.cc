@@ -7,12 +7,18 @@ using protocol::TaskInfo;
 using protocol::TaskState;
 
 template <typename Record>
-Record& MemoryStore::Records<Record>::Put(const Record& r) {
-  auto old = by_id.find(r.id);
-  const bool was_finished = old != by_id.end() && IsFinished(old->second.state);
-  Record& stored = by_id.insert_or_assign(r.id, r).first->second;
-  if (IsFinished(r.state) && !was_finished) finished_order.push_back(r.id);
-  return stored;
+Record& MemoryStore::Records<Record>::Put(Record&& r) {
+  const uint64_t id = r.id;
+  const bool finished = IsFinished(r.state);
+  // Ids grow: a new record usually goes last, which the hint makes constant time.
+  auto at = by_id.empty() || by_id.rbegin()->first < id ? by_id.end() : by_id.lower_bound(id);
+  if (at != by_id.end() && at->first == id) {
+    if (finished && !IsFinished(at->second.state)) finished_order.push_back(id);
+    at->second = std::move(r);
+    return at->second;
+  }
+  if (finished) finished_order.push_back(id);
+  return by_id.emplace_hint(at, id, std::move(r))->second;
 }
 
 template <typename Record>
@@ -36,29 +42,29 @@ void MemoryStore::Records<Record>::Retain(size_t max_finished, Micros ttl, int64
   }
 }
 
-Status MemoryStore::Commit(const Batch& batch) {
+Status MemoryStore::Commit(Batch& batch) {
   for (uint64_t id : batch.dead_removed) {
     auto it = tasks_.by_id.find(id);
     if (it != tasks_.by_id.end() && it->second.state == TaskState::kDead) tasks_.by_id.erase(it);
     dead_.erase(id);
   }
-  for (const auto& r : batch.records) {
-    TaskInfo& stored = tasks_.Put(r);
-    if (r.state == TaskState::kDead) {
-      dead_.insert(r.id);
-    } else {
-      dead_.erase(r.id);
+  for (auto& r : batch.records) {
+    TaskInfo& stored = tasks_.Put(std::move(r));
+    if (stored.state == TaskState::kDead) {
+      dead_.insert(stored.id);
+    } else if (!dead_.empty()) {
+      dead_.erase(stored.id);
     }
-    if (r.id > max_id_) max_id_ = r.id;
+    if (stored.id > max_id_) max_id_ = stored.id;
     // Finished records drop their payload; dead letters keep it, as they may run again.
-    if (IsFinished(r.state)) {
+    if (IsFinished(stored.state)) {
       stored.payload.clear();
       stored.payload.shrink_to_fit();
     }
   }
-  for (const auto& j : batch.jobs) {
-    jobs_.Put(j);
+  for (auto& j : batch.jobs) {
     if (j.id > max_id_) max_id_ = j.id;
+    jobs_.Put(std::move(j));
   }
   for (const auto& e : batch.idem) {
     idem_[e.key] = e;

@@ -26,7 +26,8 @@ class MemoryStore final : public StateStore {
                        const Clock& clock = SystemClock::Get())
       : options_(options), clock_(clock) {}
 
-  Status Commit(const Batch& batch) override;
+  using StateStore::Commit;
+  Status Commit(Batch& batch) override;
   StatusOr<std::optional<protocol::TaskInfo>> Get(uint64_t id) const override;
   Status ForEachActive(const std::function<void(protocol::TaskInfo&&)>& fn) const override;
   Status ForEachDead(uint64_t after_id,
@@ -51,8 +52,8 @@ class MemoryStore final : public StateStore {
     std::map<uint64_t, Record> by_id;
     std::deque<uint64_t> finished_order;
 
-    // Stores `r` over any earlier version of it; returns the stored copy.
-    Record& Put(const Record& r);
+    // Stores `r` over any earlier version of it; returns the stored record.
+    Record& Put(Record&& r);
     // The record of `id`, or null if there is none or it is past the TTL at `now_us`.
     const Record* Find(uint64_t id, Micros ttl, int64_t now_us) const;
     // Drops finished records past the TTL at `now_us` or beyond `max_finished`, oldest first.

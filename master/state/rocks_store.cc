@@ -514,7 +514,7 @@ StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& 
   return store;
 }
 
-Status RocksStore::Commit(const Batch& batch) {
+Status RocksStore::Commit(Batch& batch) {
   Impl& m = *impl_;
   if (!m.write_error.ok()) {
     // A failed write leaves RocksDB refusing writes (a "background error") until it resumes.

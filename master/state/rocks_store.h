@@ -48,7 +48,8 @@ class RocksStore final : public StateStore {
                                                     const Clock& clock);
   ~RocksStore() override;
 
-  Status Commit(const Batch& batch) override;
+  using StateStore::Commit;
+  Status Commit(Batch& batch) override;
   StatusOr<std::optional<protocol::TaskInfo>> Get(uint64_t id) const override;
   Status ForEachActive(const std::function<void(protocol::TaskInfo&&)>& fn) const override;
   Status ForEachDead(uint64_t after_id,

@@ -74,8 +74,11 @@ class StateStore {
 
   // Writes `batch` atomically. Returns once it is as durable as the store's mode promises. On
   // error nothing of the batch is visible: kResourceExhausted for a full disk, kUnavailable for
-  // other storage failures. The caller retries the same batch (plus newer records).
-  virtual Status Commit(const Batch& batch) = 0;
+  // other storage failures. The caller retries the same batch (plus newer records), so an
+  // error leaves `batch` as it was; success may leave its records moved from (a store that
+  // keeps records in memory takes them rather than copying them).
+  virtual Status Commit(Batch& batch) = 0;
+  Status Commit(Batch&& batch) { return Commit(batch); }
 
   // The last committed record of task `id` in any state, or nullopt if the store has none
   // (never stored, purged, or a finished record past the result TTL).

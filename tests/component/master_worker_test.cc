@@ -43,7 +43,8 @@ using testing::Spec;
 // A MemoryStore whose commits can be made to fail, as a full disk would make a durable one.
 class FlakyStore final : public state::StateStore {
  public:
-  Status Commit(const state::Batch& batch) override {
+  using state::StateStore::Commit;
+  Status Commit(state::Batch& batch) override {
     if (fail_commits.load()) {
       ++failed_commits;
       return ResourceExhausted("disk full (the test says so)");

@@ -152,7 +152,7 @@ class StoreContractTest : public ::testing::Test {
  protected:
   StoreContractTest() : store_(factory_.Open(TestClock())) {}
 
-  void Commit(const Batch& batch) {
+  void Commit(Batch batch) {
     const Status st = store_->Commit(batch);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
