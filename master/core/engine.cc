@@ -159,7 +159,7 @@ StatusOr<std::vector<uint64_t>> Engine::Submit(std::vector<TaskSpec> specs, Now 
         continue;
       }
     }
-    const uint64_t id = CreateTask(s, std::move(s.payload), now, fx).info.id;
+    const uint64_t id = CreateTask(s, std::move(s.payload), now, fx).id;
     if (!s.idempotency_key.empty()) {
       const int64_t expires = now.wall + config_.idempotency_ttl;
       idem_[s.idempotency_key] = {id, expires};
@@ -177,31 +177,85 @@ Engine::Task& Engine::CreateTask(const TaskSpec& s, std::string payload, Now now
                                  uint64_t job_id, uint32_t part) {
   const uint64_t id = next_id_++;
   Task& t = tasks_[id];
-  TaskInfo& info = t.info;
-  info.id = id;
-  info.job_id = job_id;
-  info.part = part;
-  info.type = s.type;
-  info.state = TaskState::kQueued;
-  info.priority = s.priority;
-  info.key = s.key;
-  info.max_attempts = s.max_attempts ? s.max_attempts : config_.default_max_attempts;
-  info.timeout_ms = s.timeout_ms ? s.timeout_ms : config_.default_timeout_ms;
-  info.payload = std::move(payload);
-  info.submitted_us = now.wall;
-  info.idempotency_key = s.idempotency_key;
-  info.requirements = SortedUnique(s.requirements);
+  t.id = id;
+  t.job_id = job_id;
+  t.part = part;
+  t.state = TaskState::kQueued;
+  t.priority = s.priority;
+  t.line = LineOf(s.key);
+  t.max_attempts = s.max_attempts ? s.max_attempts : config_.default_max_attempts;
+  t.timeout_ms = s.timeout_ms ? s.timeout_ms : config_.default_timeout_ms;
+  t.payload = std::move(payload);
+  t.submitted_us = now.wall;
+  if (!s.idempotency_key.empty()) t.MutableExtra().idempotency_key = s.idempotency_key;
   const int64_t run_after =
       std::max<int64_t>(s.delay_ms ? now.wall + int64_t(s.delay_ms) * kMillis : 0, s.not_before_us);
-  if (run_after > now.wall) info.run_after_us = run_after;
-  if (s.deadline_ms) info.deadline_us = now.wall + int64_t(s.deadline_ms) * kMillis;
-  t.route = RouteFor(info.type, info.requirements);
-  CountQueued(info, 1);
-  ++CountsOf(info.type).active;
+  if (run_after > now.wall) t.run_after_us = run_after;
+  if (s.deadline_ms) t.deadline_us = now.wall + int64_t(s.deadline_ms) * kMillis;
+  t.route = RouteFor(s.type, SortedUnique(s.requirements));
+  CountQueued(t, 1);
+  ++CountsOf(s.type).active;
   TrackDeadline(t, now);
   JoinLine(t, now);
-  fx.store_puts.push_back(info);
+  fx.store_puts.push_back(Record(t, /*with_payload=*/true));
   return t;
+}
+
+const std::string& Engine::WorkerName(const Task& t) {
+  static const std::string kNone;
+  if (t.holder) return t.holder->hello.worker_id;
+  return t.extra ? t.extra->worker : kNone;
+}
+
+Engine::Task& Engine::Adopt(TaskInfo&& r) {
+  Task& t = tasks_[r.id];
+  t.id = r.id;
+  t.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
+  t.priority = r.priority;
+  t.line = LineOf(std::move(r.key));
+  t.attempt = r.attempt;
+  t.failures = r.failures;
+  t.max_attempts = r.max_attempts;
+  t.timeout_ms = r.timeout_ms;
+  t.payload = std::move(r.payload);
+  t.submitted_us = r.submitted_us;
+  t.dispatched_us = r.dispatched_us;
+  t.run_after_us = r.run_after_us;
+  t.deadline_us = r.deadline_us;
+  t.job_id = r.job_id;
+  t.part = r.part;
+  if (!r.idempotency_key.empty()) t.MutableExtra().idempotency_key = std::move(r.idempotency_key);
+  if (!r.worker.empty()) t.MutableExtra().worker = std::move(r.worker);
+  t.SetError(std::move(r.error));
+  t.route = RouteFor(r.type, SortedUnique(std::move(r.requirements)));
+  return t;
+}
+
+TaskInfo Engine::Record(const Task& t, bool with_payload) const {
+  TaskInfo r;
+  r.id = t.id;
+  r.type = t.route->type;
+  r.state = t.state;
+  r.priority = t.priority;
+  if (t.line) r.key = t.line->first;
+  r.attempt = t.attempt;
+  r.failures = t.failures;
+  r.max_attempts = t.max_attempts;
+  r.timeout_ms = t.timeout_ms;
+  if (with_payload) r.payload = t.payload;
+  r.worker = WorkerName(t);
+  if (t.extra) {
+    r.error = t.extra->error;
+    r.idempotency_key = t.extra->idempotency_key;
+  }
+  r.submitted_us = t.submitted_us;
+  r.dispatched_us = t.dispatched_us;
+  r.run_after_us = t.run_after_us;
+  r.deadline_us = t.deadline_us;
+  r.requirements = t.route->requirements;
+  r.job_id = t.job_id;
+  r.part = t.part;
+  return r;
 }
 
 Engine::Route* Engine::RouteFor(const std::string& type,
@@ -222,8 +276,8 @@ bool Engine::RouteLimitReached(const std::string& type,
 }
 
 void Engine::TrackDeadline(const Task& t, Now now) {
-  if (t.info.deadline_us > 0) {
-    deadlines_.push({now.mono + (t.info.deadline_us - now.wall), t.info.id});
+  if (t.deadline_us > 0) {
+    deadlines_.push({now.mono + (t.deadline_us - now.wall), t.id});
   }
 }
 
@@ -234,22 +288,27 @@ Status Engine::Admit(size_t adding, size_t refused) {
                            " active tasks, limit " + std::to_string(config_.max_active));
 }
 
+Engine::Keys::value_type* Engine::LineOf(std::string key) {
+  if (key.empty()) return nullptr;
+  return &*keys_.try_emplace(std::move(key)).first;
+}
+
 void Engine::JoinLine(Task& t, Now now) {
-  if (t.info.key.empty()) return Arm(t, now);
-  KeyLine& line = keys_[t.info.key];
+  if (!t.line) return Arm(t, now);
+  KeyLine& line = t.line->second;
   if (line.head == 0) {
-    line.head = t.info.id;
+    line.head = t.id;
     Arm(t, now);
   } else {
-    line.waiting.push_back(t.info.id);
+    line.waiting.push_back(t.id);
   }
 }
 
 void Engine::Arm(Task& t, Now now) {
-  if (t.info.run_after_us > now.wall) {
+  if (t.run_after_us > now.wall) {
     t.in_backoff = true;
     ++scheduled_count_;
-    scheduled_.push({now.mono + (t.info.run_after_us - now.wall), t.info.id, t.info.run_after_us});
+    scheduled_.push({now.mono + (t.run_after_us - now.wall), t.id, t.run_after_us});
   } else {
     Enqueue(t, now);
   }
@@ -267,22 +326,19 @@ Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
   RETURN_IF_ERROR(Admit(dead.size(), dead.size()));
   for (auto& r : dead) {
     const uint64_t id = r.id;
-    Task& t = tasks_[id];
-    t.info = std::move(r);
-    t.info.state = TaskState::kQueued;
-    t.info.failures = 0;
-    t.info.run_after_us = 0;
-    t.info.finished_us = 0;
-    t.info.error.clear();
-    t.info.result.clear();
-    t.info.deadline_us = 0;  // an operator's requeue is a fresh start, outside any job
-    t.info.job_id = 0;
-    t.info.part = 0;
-    t.route = RouteFor(t.info.type, t.info.requirements);
-    CountQueued(t.info, 1);
-    ++CountsOf(t.info.type).active;
+    // An operator's requeue is a fresh start, outside any job; its attempts count on, so
+    // (id, attempt) stays unique.
+    r.failures = 0;
+    r.run_after_us = 0;
+    r.error.clear();
+    r.deadline_us = 0;
+    r.job_id = 0;
+    r.part = 0;
+    Task& t = Adopt(std::move(r));
+    CountQueued(t, 1);
+    ++CountsOf(t.route->type).active;
     JoinLine(t, now);
-    fx.store_puts.push_back(t.info);
+    fx.store_puts.push_back(Record(t, /*with_payload=*/true));
     fx.dead_removed.push_back(id);
     counters_["tasks.requeued"]++;
   }
@@ -292,15 +348,12 @@ Status Engine::Readmit(std::vector<TaskInfo> dead, Now now, Effects& fx) {
 void Engine::Restore(TaskInfo&& record, Now now) {
   const uint64_t id = record.id;
   if (id >= next_id_) next_id_ = id + 1;
-  Task& t = tasks_[id];
-  t.info = std::move(record);
-  t.info.state = TaskState::kQueued;  // a dispatch is never stored: it runs again
+  Task& t = Adopt(std::move(record));
   t.committed = true;
-  t.route = RouteFor(t.info.type, t.info.requirements);
-  CountQueued(t.info, 1);
-  ++CountsOf(t.info.type).active;
+  CountQueued(t, 1);
+  ++CountsOf(t.route->type).active;
   TrackDeadline(t, now);
-  if (t.info.key.empty()) {
+  if (!t.line) {
     Arm(t, now);
   } else {
     restored_keyed_.push_back(id);
@@ -323,7 +376,7 @@ void Engine::OnCommitted(const std::vector<uint64_t>& ids) {
     t.committed = true;
     if (t.want_ready) {
       t.want_ready = false;
-      MakeReady(t, t.eligible_since);
+      MakeReady(t);
     }
   }
 }
@@ -336,43 +389,43 @@ StatusOr<TaskState> Engine::Cancel(uint64_t id, Now now, Effects& fx) {
 }
 
 void Engine::CancelTask(Task& t, const std::string& reason, Now now, Effects& fx) {
-  if (t.info.state == TaskState::kDispatched && !t.holder.empty()) {
-    fx.cancels.push_back({t.holder, {t.info.id, t.info.attempt}});
+  if (t.state == TaskState::kDispatched && t.holder) {
+    fx.cancels.push_back({t.holder->conn, {t.id, t.attempt}});
   }
-  t.info.error = reason;
+  t.SetError(reason);
   Finish(t, TaskState::kCancelled, now, fx);
 }
 
-const TaskInfo* Engine::Find(uint64_t id) const {
+std::optional<TaskInfo> Engine::Find(uint64_t id) const {
   auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : &it->second.info;
+  if (it == tasks_.end()) return std::nullopt;
+  return Record(it->second, /*with_payload=*/true);
 }
 
-void Engine::MakeReady(Task& t, Micros since) {
-  t.route->queues[t.info.priority].push_back({t.info.id, since});
+void Engine::MakeReady(Task& t) {
+  t.route->queues[t.priority].push_back(t.id);
   t.in_ready = true;
   ++ready_count_;
 }
 
 void Engine::Enqueue(Task& t, Now now) {
-  t.eligible_since = now.mono;
+  t.when = now.mono;
   if (t.committed) {
-    MakeReady(t, now.mono);
+    MakeReady(t);
   } else {
     t.want_ready = true;
   }
 }
 
 void Engine::DetachFromHolder(Task& t) {
-  if (t.holder.empty()) return;
-  auto w = workers_.find(t.holder);
-  if (w != workers_.end()) w->second.inflight.erase(t.info.id);
-  t.holder.clear();
+  if (!t.holder) return;
+  t.holder->inflight.erase(t.id);
+  t.holder = nullptr;
 }
 
 void Engine::LeaveState(Task& t) {
-  if (t.info.state == TaskState::kQueued) {
-    CountQueued(t.info, -1);
+  if (t.state == TaskState::kQueued) {
+    CountQueued(t, -1);
     if (t.in_ready) {
       t.in_ready = false;  // its queue entry is skipped when popped
       --ready_count_;
@@ -381,48 +434,49 @@ void Engine::LeaveState(Task& t) {
       t.in_backoff = false;  // its scheduled entry is skipped when due
       --scheduled_count_;
     }
-  } else if (t.info.state == TaskState::kDispatched) {
+  } else if (t.state == TaskState::kDispatched) {
     --dispatched_;
     DetachFromHolder(t);
   }
 }
 
-void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx) {
+void Engine::Finish(Task& t, TaskState state, Now now, Effects& fx, std::string result) {
+  // The record first, while its holder still names the worker.
+  TaskInfo record = Record(t, /*with_payload=*/false);
+  record.state = state;
+  record.finished_us = now.wall;
+  record.result = std::move(result);
+  // Only a dead letter may run again; the stores keep no payload of the others.
+  if (state == TaskState::kDead) record.payload = std::move(t.payload);
   LeaveState(t);
-  const uint64_t id = t.info.id;
-  t.info.state = state;
-  t.info.finished_us = now.wall;
-  if (!t.info.key.empty()) {
-    auto k = keys_.find(t.info.key);
-    if (k != keys_.end() && k->second.head == id) {
-      KeyLine& line = k->second;
-      line.head = 0;
-      while (line.next < line.waiting.size()) {
-        const uint64_t next = line.waiting[line.next++];
-        if (line.next * 2 >= line.waiting.size()) {  // drop the consumed front now and then
-          line.waiting.erase(line.waiting.begin(),
-                             line.waiting.begin() + static_cast<ptrdiff_t>(line.next));
-          line.next = 0;
-        }
-        auto n = tasks_.find(next);
-        if (n != tasks_.end() && n->second.info.state == TaskState::kQueued) {
-          line.head = next;
-          Arm(n->second, now);
-          break;
-        }
+  const uint64_t id = t.id;
+  t.state = state;
+  if (t.line && t.line->second.head == id) {
+    KeyLine& line = t.line->second;
+    line.head = 0;
+    while (line.next < line.waiting.size()) {
+      const uint64_t next = line.waiting[line.next++];
+      if (line.next * 2 >= line.waiting.size()) {  // drop the consumed front now and then
+        line.waiting.erase(line.waiting.begin(),
+                           line.waiting.begin() + static_cast<ptrdiff_t>(line.next));
+        line.next = 0;
       }
-      if (line.head == 0) keys_.erase(k);
+      auto n = tasks_.find(next);
+      if (n != tasks_.end() && n->second.state == TaskState::kQueued) {
+        line.head = next;
+        Arm(n->second, now);
+        break;
+      }
     }
+    // No task of this key is left: the ids behind it had all ended.
+    if (line.head == 0) keys_.erase(keys_.find(t.line->first));
   }
   counters_[std::string("tasks.") + protocol::TaskStateName(state)]++;
-  RecordEnd(t.info, state, now);
+  RecordEnd(record, state, now);
   fx.finished.push_back(id);
-  const uint64_t job_id = t.info.job_id;
-  if (job_id != 0) RecordPart(t.info);
-  // Only a dead letter may run again; the stores keep no payload of the others, so it is not
-  // carried (and copied) through the commit.
-  if (state != TaskState::kDead) t.info.payload.clear();
-  fx.store_puts.push_back(std::move(t.info));
+  const uint64_t job_id = t.job_id;
+  if (job_id != 0) RecordPart(record);
+  fx.store_puts.push_back(std::move(record));
   tasks_.erase(id);
   if (job_id != 0) SettleJob(job_id, now, fx);
 }
@@ -436,34 +490,34 @@ Micros Engine::Backoff(uint32_t failures) {
 }
 
 void Engine::Requeue(Task& t, bool failed, const std::string& reason, Now now, Effects& fx) {
-  if (t.info.deadline_us > 0 && now.wall >= t.info.deadline_us) {
-    t.info.error = "deadline passed before it could run again" +
-                   (reason.empty() ? std::string() : ": " + reason);
-    if (failed) ++t.info.failures;
+  if (t.deadline_us > 0 && now.wall >= t.deadline_us) {
+    t.SetError("deadline passed before it could run again" +
+               (reason.empty() ? std::string() : ": " + reason));
+    if (failed) ++t.failures;
     Finish(t, TaskState::kExpired, now, fx);
     return;
   }
   if (failed) {
-    ++t.info.failures;
-    t.info.error = reason;
-    if (t.info.failures >= t.info.max_attempts) {
-      t.info.error =
-          "gave up after " + std::to_string(t.info.failures) + " failed attempts: " + reason;
+    ++t.failures;
+    if (t.failures >= t.max_attempts) {
+      t.SetError("gave up after " + std::to_string(t.failures) + " failed attempts: " + reason);
       Finish(t, TaskState::kDead, now, fx);
       return;
     }
+    t.SetError(reason);
     counters_["tasks.retried"]++;
   } else {
     counters_["tasks.released"]++;
   }
+  if (t.holder) t.MutableExtra().worker = t.holder->hello.worker_id;  // the last attempt's
   LeaveState(t);
-  t.info.state = TaskState::kQueued;
-  CountQueued(t.info, 1);
+  t.state = TaskState::kQueued;
+  CountQueued(t, 1);
   // A keyed task requeued here is still its key's head.
   if (failed) {
-    t.info.run_after_us = now.wall + Backoff(t.info.failures);
+    t.run_after_us = now.wall + Backoff(t.failures);
     Arm(t, now);
-    fx.store_puts.push_back(t.info);
+    fx.store_puts.push_back(Record(t, /*with_payload=*/true));
   } else {
     Enqueue(t, now);
   }
@@ -544,8 +598,8 @@ void Engine::OnHello(const ConnId& conn, const protocol::Hello& hello, Now now, 
   w.connected_wall = now.wall;
   for (uint64_t id : carried) {
     auto t = tasks_.find(id);
-    if (t != tasks_.end() && t->second.info.state == TaskState::kDispatched) {
-      t->second.holder = conn;
+    if (t != tasks_.end() && t->second.state == TaskState::kDispatched) {
+      t->second.holder = &w;
       w.inflight.insert(id);
     }
   }
@@ -590,14 +644,13 @@ void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now
     }
     Task& t = it->second;
     const bool current =
-        t.info.state == TaskState::kDispatched && t.holder == conn && r.attempt == t.info.attempt;
+        t.state == TaskState::kDispatched && t.holder == &w && r.attempt == t.attempt;
     if (r.outcome == Outcome::kOk) {
       // A late success still completes the task: the work is done, whoever holds it now.
       if (!current) counters_["results.late_accepted"]++;
-      t.info.result = r.output;
-      t.info.error.clear();
+      t.SetError({});
       ++w.completed;
-      Finish(t, TaskState::kSucceeded, now, fx);
+      Finish(t, TaskState::kSucceeded, now, fx, r.output);
       continue;
     }
     if (!current) {
@@ -607,7 +660,7 @@ void Engine::OnResults(const ConnId& conn, const protocol::Results& results, Now
     switch (r.outcome) {
       case Outcome::kFailPermanent:
         ++w.failed;
-        t.info.error = r.error;
+        t.SetError(r.error);
         Finish(t, TaskState::kFailed, now, fx);
         break;
       case Outcome::kFailRetry:
@@ -633,17 +686,19 @@ void Engine::OnCredit(const ConnId& conn, uint32_t credit) {
 }
 
 void Engine::OnExtend(const ConnId& conn, const protocol::Extend& extend, Now now) {
+  auto wit = workers_.find(conn);
+  if (wit == workers_.end()) return;
+  const Worker* w = &wit->second;
   const uint32_t lease_ms = std::min(extend.lease_ms, kMaxLeaseMs);
   for (const auto& ref : extend.refs) {
     auto it = tasks_.find(ref.id);
     if (it == tasks_.end()) continue;
     Task& t = it->second;
-    if (t.info.state != TaskState::kDispatched || t.holder != conn ||
-        t.info.attempt != ref.attempt) {
+    if (t.state != TaskState::kDispatched || t.holder != w || t.attempt != ref.attempt) {
       continue;
     }
-    t.lease_deadline = now.mono + Micros{lease_ms} * kMillis;
-    leases_.push({t.lease_deadline, t.info.id, t.info.attempt});
+    t.when = now.mono + Micros{lease_ms} * kMillis;
+    leases_.push({t.when, t.id, t.attempt});
     counters_["leases.extended"]++;
   }
 }
@@ -663,7 +718,7 @@ void Engine::Tick(Now now, Effects& fx) {
     auto it = tasks_.find(s.id);
     if (it == tasks_.end()) continue;
     Task& t = it->second;
-    if (!t.in_backoff || t.info.run_after_us != s.run_after_us) continue;  // cancelled since
+    if (!t.in_backoff || t.run_after_us != s.run_after_us) continue;  // cancelled since
     t.in_backoff = false;
     --scheduled_count_;
     Enqueue(t, now);
@@ -673,8 +728,8 @@ void Engine::Tick(Now now, Effects& fx) {
     deadlines_.pop();
     auto it = tasks_.find(id);
     // A dispatched task has started: its deadline applies again only if it must be retried.
-    if (it == tasks_.end() || it->second.info.state != TaskState::kQueued) continue;
-    it->second.info.error = "deadline passed before it started";
+    if (it == tasks_.end() || it->second.state != TaskState::kQueued) continue;
+    it->second.SetError("deadline passed before it started");
     Finish(it->second, TaskState::kExpired, now, fx);
   }
   ExpireIdempotencyKeys(now.wall);
@@ -696,15 +751,13 @@ void Engine::Tick(Now now, Effects& fx) {
     auto it = tasks_.find(l.id);
     if (it == tasks_.end()) continue;
     Task& t = it->second;
-    if (t.info.state != TaskState::kDispatched || t.info.attempt != l.attempt ||
-        t.lease_deadline != l.deadline) {
+    if (t.state != TaskState::kDispatched || t.attempt != l.attempt || t.when != l.deadline) {
       continue;  // finished, redispatched or extended since
     }
     counters_["leases.expired"]++;
-    Requeue(
-        t, true,
-        "lease of " + std::to_string(t.info.timeout_ms) + " ms expired on worker " + t.info.worker,
-        now, fx);
+    Requeue(t, true,
+            "lease of " + std::to_string(t.timeout_ms) + " ms expired on worker " + WorkerName(t),
+            now, fx);
   }
 }
 
@@ -739,20 +792,25 @@ uint64_t Engine::PopFor(Worker& w, Micros now) {
   // The head of each queue is its longest-waiting task; pick the head with the best
   // effective priority (its priority less one level per `aging` waited), then the one eligible
   // first, then the lowest id (submitted first).
-  std::deque<std::pair<uint64_t, Micros>>* best = nullptr;
+  std::deque<uint64_t>* best = nullptr;
   int64_t best_rank = 0;
   Micros best_since = 0;
   uint64_t best_id = 0;
   for (Route* route : w.routes) {
     for (size_t p = 0; p <= protocol::kLowestPriority; ++p) {
       auto& dq = route->queues[p];
+      const Task* head = nullptr;
       while (!dq.empty()) {  // drop entries of tasks that left the ready state
-        auto t = tasks_.find(dq.front().first);
-        if (t != tasks_.end() && t->second.in_ready) break;
+        auto t = tasks_.find(dq.front());
+        if (t != tasks_.end() && t->second.in_ready) {
+          head = &t->second;
+          break;
+        }
         dq.pop_front();
       }
-      if (dq.empty()) continue;
-      const auto [id, since] = dq.front();
+      if (!head) continue;
+      const uint64_t id = head->id;
+      const Micros since = head->when;
       int64_t rank = static_cast<int64_t>(p);
       if (config_.aging > 0) rank = std::max<int64_t>(0, rank - (now - since) / config_.aging);
       if (!best || std::tie(rank, since, id) < std::tie(best_rank, best_since, best_id)) {
@@ -765,7 +823,7 @@ uint64_t Engine::PopFor(Worker& w, Micros now) {
     }
   }
   if (!best) return 0;
-  const uint64_t id = best->front().first;
+  const uint64_t id = best->front();
   best->pop_front();
   return id;
 }
@@ -794,19 +852,17 @@ std::vector<std::pair<ConnId, protocol::Tasks>> Engine::Dispatch(Now now) {
         Task& t = tasks_.at(id);
         t.in_ready = false;
         --ready_count_;
-        CountQueued(t.info, -1);
+        CountQueued(t, -1);
         ++dispatched_;
-        t.info.state = TaskState::kDispatched;
-        ++t.info.attempt;
-        t.info.worker = w.hello.worker_id;
-        t.info.dispatched_us = now.wall;
-        t.holder = w.conn;
-        t.lease_deadline = now.mono + Micros{t.info.timeout_ms} * kMillis;
-        leases_.push({t.lease_deadline, id, t.info.attempt});
+        t.state = TaskState::kDispatched;
+        ++t.attempt;
+        t.dispatched_us = now.wall;
+        t.holder = &w;
+        t.when = now.mono + Micros{t.timeout_ms} * kMillis;
+        leases_.push({t.when, id, t.attempt});
         w.inflight.insert(id);
         --w.credit;
-        batches[i].tasks.push_back(
-            {id, t.info.attempt, t.info.type, t.info.payload, t.info.timeout_ms});
+        batches[i].tasks.push_back({id, t.attempt, t.route->type, t.payload, t.timeout_ms});
         progress = true;
       }
     }
@@ -865,22 +921,22 @@ bool Engine::MatchesList(const protocol::List& f, const TaskInfo& t) {
 }
 
 std::vector<TaskInfo> Engine::ListActive(const protocol::List& f, size_t limit) const {
-  std::vector<const TaskInfo*> match;
+  // MatchesList's filters, on the compact task.
+  auto matches = [&f](const Task& t) {
+    return (!f.state || t.state == *f.state) && (f.type.empty() || t.route->type == f.type) &&
+           (f.key.empty() || (t.line && t.line->first == f.key)) &&
+           (f.job_id == 0 || t.job_id == f.job_id);
+  };
+  std::vector<const Task*> match;
   for (const auto& [id, t] : tasks_) {
-    const TaskInfo& i = t.info;
-    if (id <= f.after_id || !MatchesList(f, i)) continue;
-    match.push_back(&i);
+    if (id > f.after_id && matches(t)) match.push_back(&t);
   }
   const size_t n = std::min(limit, match.size());
   std::partial_sort(match.begin(), match.begin() + static_cast<ptrdiff_t>(n), match.end(),
-                    [](const TaskInfo* a, const TaskInfo* b) { return a->id < b->id; });
+                    [](const Task* a, const Task* b) { return a->id < b->id; });
   std::vector<TaskInfo> out;
   out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(*match[i]);
-    out.back().payload.clear();
-    out.back().result.clear();
-  }
+  for (size_t i = 0; i < n; ++i) out.push_back(Record(*match[i], /*with_payload=*/false));
   return out;
 }
 

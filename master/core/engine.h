@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <random>
@@ -183,8 +184,9 @@ class Engine {
   // be finished: ask the store).
   StatusOr<protocol::TaskState> Cancel(uint64_t id, Now now, Effects& fx);
 
-  // The task if it is active (queued or dispatched); nullptr otherwise.
-  const protocol::TaskInfo* Find(uint64_t id) const;
+  // The task's record if it is active (queued or dispatched); nullopt otherwise.
+  std::optional<protocol::TaskInfo> Find(uint64_t id) const;
+  bool IsActive(uint64_t id) const { return tasks_.contains(id); }
 
   // ---- workers
 
@@ -234,25 +236,67 @@ class Engine {
   size_t open_jobs() const { return jobs_.size(); }
 
  private:
-  using PriorityQueues =
-      std::array<std::deque<std::pair<uint64_t, Micros>>,  // (id, eligible since)
-                 protocol::kLowestPriority + 1>;
+  // Ids of ready tasks by priority, each in the order they became eligible. An id whose task
+  // has left the ready state since is skipped when it reaches the front.
+  using PriorityQueues = std::array<std::deque<uint64_t>, protocol::kLowestPriority + 1>;
   // Where ready tasks of one type and set of required tags wait.
   struct Route {
     std::string type;
     std::vector<std::string> requirements;  // sorted, unique
     PriorityQueues queues;
   };
+  struct Worker;
+  struct KeyLine {
+    uint64_t head = 0;  // the one task of this key that may run
+    // The tasks behind it, in submit order, from waiting[next]. A vector rather than a deque:
+    // most keys hold one task, and an empty libstdc++ deque already allocates 512 bytes.
+    std::vector<uint64_t> waiting;
+    size_t next = 0;
+  };
+  using Keys = std::unordered_map<std::string, KeyLine>;
+  // An active task, kept compact because a master may hold millions (docs/benchmarks.md):
+  // Record() rebuilds its protocol::TaskInfo. Its type and required tags are its route's, the
+  // worker running it is its holder, its key is its line's in keys_, and the strings few tasks
+  // ever set are in `extra`.
   struct Task {
-    protocol::TaskInfo info;
+    struct Extra {
+      std::string idempotency_key;
+      std::string error;   // why the last attempt failed, for a task waiting to run again
+      std::string worker;  // the worker of the last attempt, once it no longer holds it
+    };
+    uint64_t id = 0;
+    uint64_t job_id = 0;
+    Keys::value_type* line = nullptr;  // its key and the line of tasks sharing it; null: no key
+    std::string payload;
+    int64_t submitted_us = 0;  // wall clock, as in TaskInfo
+    int64_t dispatched_us = 0;
+    int64_t run_after_us = 0;
+    int64_t deadline_us = 0;
+    uint32_t attempt = 0;
+    uint32_t failures = 0;
+    uint32_t max_attempts = 0;
+    uint32_t timeout_ms = 0;
+    uint32_t part = 0;
+    protocol::TaskState state = protocol::TaskState::kQueued;
+    uint8_t priority = 0;
+    bool in_ready = false;    // has a live entry in its route's queues (eligible to run)
+    bool committed = false;   // its submit record is durable
+    bool want_ready = false;  // eligible to run, waiting only for its commit
+    bool in_backoff = false;  // queued, waiting for its run_after_us
     Route* route = nullptr;
-    ConnId holder;  // worker connection running the current attempt, if dispatched
-    Micros lease_deadline = 0;
-    Micros eligible_since = 0;  // monotonic: when it last became eligible (for aging)
-    bool in_ready = false;      // has a live entry in its route's queues (eligible to run)
-    bool committed = false;     // its submit record is durable
-    bool want_ready = false;    // eligible to run, waiting only for its commit
-    bool in_backoff = false;    // queued, waiting for its run_after_us
+    Worker* holder = nullptr;  // running the current attempt, if dispatched
+    // Monotonic. Queued: when it last became eligible (for aging). Dispatched: its lease
+    // deadline.
+    Micros when = 0;
+    std::unique_ptr<Extra> extra;
+
+    Extra& MutableExtra() {
+      if (!extra) extra = std::make_unique<Extra>();
+      return *extra;
+    }
+    void SetError(std::string error) {
+      if (!error.empty() || extra) MutableExtra().error = std::move(error);
+    }
   };
   struct Worker {
     ConnId conn;
@@ -274,13 +318,6 @@ class Engine {
     jobs::Aggregation aggregation;
     bool reduce_ended = false;
     protocol::TaskInfo reduce_outcome;  // state, result and error of the ended reduce task
-  };
-  struct KeyLine {
-    uint64_t head = 0;  // the one task of this key that may run
-    // The tasks behind it, in submit order, from waiting[next]. A vector rather than a deque:
-    // most keys hold one task, and an empty libstdc++ deque already allocates 512 bytes.
-    std::vector<uint64_t> waiting;
-    size_t next = 0;
   };
   struct Lease {
     Micros deadline;
@@ -325,15 +362,17 @@ class Engine {
   void CloseJob(Job& job, protocol::JobState state, Now now, Effects& fx);
   // kResourceExhausted (counting `refused` tasks) unless `adding` more tasks fit the limit.
   Status Admit(size_t adding, size_t refused);
-  void MakeReady(Task& t, Micros since);
+  void MakeReady(Task& t);
   // MakeReady once the task's submit is committed.
   void Enqueue(Task& t, Now now);
   // Makes a queued task eligible: at once, or after its run_after_us back-off.
   void Arm(Task& t, Now now);
+  // The line of tasks with this key (created if new), or null for no key.
+  Keys::value_type* LineOf(std::string key);
   // Adds a queued task to its key's line (or arms it when it has no key or heads the line).
   void JoinLine(Task& t, Now now);
   // Ends a task: records it, releases its key, reports it finished.
-  void Finish(Task& t, protocol::TaskState state, Now now, Effects& fx);
+  void Finish(Task& t, protocol::TaskState state, Now now, Effects& fx, std::string result = {});
   // The current attempt did not complete. Counts a failure if `failed` and requeues the task
   // after a back-off or, at max_attempts failures, makes it a dead letter; without a failure
   // it is requeued at once.
@@ -356,7 +395,7 @@ class Engine {
   std::unordered_map<uint64_t, Task> tasks_;       // active: queued or dispatched
   std::unordered_map<std::string, Route> routes_;  // by type + requirements; lazy deletion
   uint64_t routes_version_ = 1;                    // bumped when a route is added
-  std::unordered_map<std::string, KeyLine> keys_;
+  Keys keys_;
   std::priority_queue<Lease, std::vector<Lease>, std::greater<>> leases_;  // lazy deletion
   std::priority_queue<Scheduled, std::vector<Scheduled>, std::greater<>> scheduled_;  // lazy
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;    // lazy
@@ -386,7 +425,7 @@ class Engine {
   uint64_t latency_sum_us_ = 0;
   uint64_t latency_count_ = 0;
   // A task enters (+1) or leaves (-1) the queued state.
-  void CountQueued(const protocol::TaskInfo& info, int delta) {
+  void CountQueued(const Task& info, int delta) {
     uint64_t& of_priority =
         queued_by_priority_[std::min<size_t>(info.priority, protocol::kLowestPriority)];
     if (delta > 0) {
@@ -399,6 +438,12 @@ class Engine {
   }
   TypeCounts& CountsOf(const std::string& type);
   void RecordEnd(const protocol::TaskInfo& info, protocol::TaskState state, Now now);
+  // The worker running the task, or that ran its last attempt; empty if none.
+  static const std::string& WorkerName(const Task& t);
+  // A queued task made from a stored record (recovery, a dead letter requeued).
+  Task& Adopt(protocol::TaskInfo&& record);
+  // The task's record; without its payload unless `with_payload`.
+  protocol::TaskInfo Record(const Task& t, bool with_payload) const;
 };
 
 }  // namespace yard::core

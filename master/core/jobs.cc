@@ -68,7 +68,7 @@ StatusOr<protocol::JobSubmitReply> Engine::SubmitJob(const protocol::JobSpec& sp
   TaskSpec part = ts;
   part.payload.clear();
   for (uint32_t i = 0; i < n; ++i) {
-    fx.created.push_back(CreateTask(part, std::move(parts[i]), now, fx, job_id, i).info.id);
+    fx.created.push_back(CreateTask(part, std::move(parts[i]), now, fx, job_id, i).id);
   }
   counters_["jobs.submitted"]++;
   counters_["tasks.submitted"] += n;
@@ -82,7 +82,7 @@ std::optional<JobInfo> Engine::FindJob(uint64_t id) const {
   auto count = [&](uint64_t task_id) {
     auto t = tasks_.find(task_id);
     if (t == tasks_.end()) return;
-    if (t->second.info.state == TaskState::kDispatched) {
+    if (t->second.state == TaskState::kDispatched) {
       ++info.running;
     } else {
       ++info.queued;
@@ -204,9 +204,9 @@ void Engine::SettleJob(uint64_t job_id, Now now, Effects& fx) {
     spec.timeout_ms = j.timeout_ms;
     spec.requirements = j.requirements;
     Task& t = CreateTask(spec, std::move(*out), now, fx, job_id, protocol::kReducePart);
-    fx.created.push_back(t.info.id);
+    fx.created.push_back(t.id);
     counters_["tasks.submitted"]++;
-    j.reduce_task_id = t.info.id;
+    j.reduce_task_id = t.id;
     j.state = JobState::kReducing;
     fx.job_puts.push_back(j);
     return;

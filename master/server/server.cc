@@ -386,7 +386,7 @@ void Server::HandleDeadSelection(const std::string& conn, uint64_t req_id,
     for (uint64_t id : ids) {
       auto t = store_.Get(id);
       if (!t.ok()) return SendClientError(conn, req_id, t.status());
-      if (!*t || (*t)->state != protocol::TaskState::kDead || engine_.Find(id)) {
+      if (!*t || (*t)->state != protocol::TaskState::kDead || engine_.IsActive(id)) {
         return SendClientError(conn, req_id,
                                NotFound("task " + std::to_string(id) + " is not a dead letter"));
       }
@@ -415,7 +415,7 @@ StatusOr<std::vector<protocol::TaskInfo>> Server::DeadPage(uint64_t after_id, si
   *more = false;
   RETURN_IF_ERROR(store_.ForEachDead(after_id, [&](protocol::TaskInfo&& t) {
     // A dead letter requeued or purged in this turn's pending batch is gone already.
-    if (engine_.Find(t.id)) return true;
+    if (engine_.IsActive(t.id)) return true;
     if (out.size() == limit) {
       *more = true;
       return false;
@@ -437,7 +437,7 @@ const protocol::TaskInfo* Server::PendingTask(uint64_t id) const {
 }
 
 StatusOr<std::optional<protocol::TaskInfo>> Server::Lookup(uint64_t id) const {
-  if (const auto* t = engine_.Find(id)) return std::optional<protocol::TaskInfo>(*t);
+  if (auto t = engine_.Find(id)) return t;
   if (const auto* t = PendingTask(id)) return std::optional<protocol::TaskInfo>(*t);
   return store_.Get(id);
 }
@@ -469,13 +469,13 @@ StatusOr<protocol::ListReply> Server::ListPage(const protocol::List& m) const {
     // Tasks that ended in this turn are in neither the engine nor the store yet.
     std::map<uint64_t, const protocol::TaskInfo*> ended_now;
     for (const auto& t : pending_.batch.records) {
-      if (t.id > from && protocol::IsTerminal(t.state) && !engine_.Find(t.id)) {
+      if (t.id > from && protocol::IsTerminal(t.state) && !engine_.IsActive(t.id)) {
         ended_now[t.id] = &t;  // the last version wins
       }
     }
     RETURN_IF_ERROR(store_.ForEachFinished(from, [&](protocol::TaskInfo&& t) {
-      if (engine_.Find(t.id)) return true;     // requeued since: the engine's copy is current
-      if (ended_now.count(t.id)) return true;  // the pending version is newer
+      if (engine_.IsActive(t.id)) return true;  // requeued since: the engine's copy is current
+      if (ended_now.count(t.id)) return true;   // the pending version is newer
       if (!matches(t)) {
         if (++scanned >= kListScanBudget) {
           scanned_to = t.id;

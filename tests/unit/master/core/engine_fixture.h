@@ -166,8 +166,8 @@ class EngineTest : public ::testing::Test {
   }
 
   TaskState StateOf(uint64_t id) {
-    const TaskInfo* t = engine().Find(id);
-    EXPECT_NE(t, nullptr) << "task " << id << " is not active";
+    const std::optional<TaskInfo> t = engine().Find(id);
+    EXPECT_TRUE(t.has_value()) << "task " << id << " is not active";
     return t ? t->state : TaskState::kDead;
   }
 

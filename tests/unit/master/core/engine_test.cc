@@ -172,7 +172,7 @@ TEST_F(EngineTest, SubmitIsAllOrNothing) {
   EXPECT_THAT(fx.store_puts, IsEmpty());
   EXPECT_EQ(engine().active(), 0u);
   EXPECT_EQ(engine().queued(), 0u);
-  EXPECT_EQ(engine().Find(1), nullptr);
+  EXPECT_FALSE(engine().Find(1));
   EXPECT_EQ(Stat("tasks.submitted"), 0u);
   // No id was used up by the refused batch.
   EXPECT_THAT(Submit({Spec()}), ElementsAre(1));
@@ -202,7 +202,7 @@ TEST_F(EngineTest, DispatchedTasksCountTowardsTheQueueLimitUntilTheyFinish) {
   Effects fx;
   EXPECT_EQ(engine().Submit({Spec()}, now(), fx).status().code(), StatusCode::kResourceExhausted);
   Report("c1", t, Outcome::kOk);
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   EXPECT_TRUE(engine().Submit({Spec()}, now(), fx).ok());
 }
 
@@ -281,8 +281,8 @@ TEST_F(EngineTest, DispatchFillsTheTaskMessage) {
   EXPECT_EQ(t.type, "echo");
   EXPECT_EQ(t.payload, std::string("\x00\xff", 2));
   EXPECT_EQ(t.lease_ms, 2500u);
-  const TaskInfo* info = engine().Find(id);
-  ASSERT_NE(info, nullptr);
+  const std::optional<TaskInfo> info = engine().Find(id);
+  ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->state, TaskState::kDispatched);
   EXPECT_EQ(info->attempt, 1u);
   EXPECT_EQ(info->worker, "w1");
@@ -582,7 +582,7 @@ TEST_F(EngineTest, OkResultSucceedsAndIsAcknowledgedAfterItsRecord) {
   const TaskMsg t = DispatchOne("c1");
   Advance(3 * kMillis);
   const Effects fx = Report("c1", t, Outcome::kOk, std::string("o\x00t", 3), 4);
-  EXPECT_EQ(engine().Find(id), nullptr) << "finished tasks leave the engine";
+  EXPECT_FALSE(engine().Find(id)) << "finished tasks leave the engine";
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr) << "the terminal record must be committed";
   EXPECT_EQ(rec->state, TaskState::kSucceeded);
@@ -622,7 +622,7 @@ TEST_F(EngineTest, FailRetryRequeuesUntilMaxAttemptsThenFails) {
   const TaskMsg last = DispatchOne("c1");
   EXPECT_EQ(last.attempt, 3u);
   const Effects fx = Report("c1", last, Outcome::kFailRetry, "boom 3");
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->state, TaskState::kDead);
@@ -824,7 +824,7 @@ TEST_F(EngineTest, FailPermanentFailsAtOnce) {
   Join("c1", "w1", {"echo"}, 10);
   const uint64_t id = SubmitOne(Spec("echo", "p", "", 5, 5));
   const Effects fx = Report("c1", DispatchOne("c1"), Outcome::kFailPermanent, "bad payload");
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->state, TaskState::kFailed);
@@ -850,7 +850,7 @@ TEST_F(EngineTest, ReleasedRequeuesWithoutCountingAFailure) {
   EXPECT_EQ(Stat("tasks.retried"), 0u);
   EXPECT_EQ(Info("w1")->failed, 0u);
   Report("c1", DispatchOne("c1"), Outcome::kOk);
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
 }
 
 TEST_F(EngineTest, DuplicateResultIsCountedAndStillAcknowledged) {
@@ -886,7 +886,7 @@ TEST_F(EngineTest, LateOkResultFromAnExpiredAttemptCompletesTheTask) {
 
   const Effects fx = Report("c1", first, Outcome::kOk, "done late");
   EXPECT_EQ(Stat("results.late_accepted"), 1u);
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->state, TaskState::kSucceeded);
@@ -914,8 +914,8 @@ TEST_F(EngineTest, StaleFailureIsIgnored) {
     EXPECT_THAT(fx.store_puts, IsEmpty());
   }
   EXPECT_EQ(Stat("results.stale"), 3u);
-  const TaskInfo* t = engine().Find(id);
-  ASSERT_NE(t, nullptr);
+  const std::optional<TaskInfo> t = engine().Find(id);
+  ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->state, TaskState::kDispatched);
   EXPECT_EQ(t->attempt, 2u);
   EXPECT_EQ(t->failures, 1u);
@@ -964,7 +964,7 @@ TEST_F(EngineTest, LeaseExpiriesEndTheTaskAfterMaxAttempts) {
   Advance(100 * kMillis);
   engine().Touch("c1", now());
   const Effects fx = Tick();
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->state, TaskState::kDead);
@@ -1083,7 +1083,7 @@ TEST_F(EngineTest, SameIncarnationOnANewConnectionTakesOverItsTasks) {
   Report("c2", ids[1], 1, Outcome::kFailRetry, "retry me");
   EXPECT_EQ(Stat("results.late_accepted"), 0u);
   EXPECT_EQ(Stat("results.stale"), 0u);
-  EXPECT_EQ(engine().Find(ids[0]), nullptr);
+  EXPECT_FALSE(engine().Find(ids[0]));
   EXPECT_EQ(StateOf(ids[1]), TaskState::kQueued);
 }
 
@@ -1096,7 +1096,7 @@ TEST_F(EngineTest, HelloAgainOnTheSameConnectionKeepsItsTasks) {
   EXPECT_EQ(StateOf(id), TaskState::kDispatched);
   EXPECT_EQ(Info("w1")->inflight, 1u);
   Report("c1", id, 1, Outcome::kOk);
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   EXPECT_EQ(Stat("results.late_accepted"), 0u);
 }
 
@@ -1142,7 +1142,7 @@ TEST_F(EngineTest, CancelOfAQueuedTaskEndsIt) {
   auto st = engine().Cancel(id, now(), fx);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(*st, TaskState::kCancelled);
-  EXPECT_EQ(engine().Find(id), nullptr);
+  EXPECT_FALSE(engine().Find(id));
   const TaskInfo* rec = Record(fx, id);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->state, TaskState::kCancelled);

@@ -145,7 +145,7 @@ TEST_F(EngineTest, KeyedTaskBehindAnExpiredHeadRuns) {
   const uint64_t b = SubmitOne(Spec("echo", "p", "dev-1"));
   Advance(kSeconds);
   Tick();
-  EXPECT_EQ(engine().Find(a), nullptr);
+  EXPECT_FALSE(engine().Find(a));
   Join("c1", "w1");
   EXPECT_EQ(DispatchOne("c1").id, b);
 }
@@ -179,7 +179,7 @@ TEST_F(EngineTest, RequiredTagsRouteOnlyToWorkersWithAllOfThem) {
   EXPECT_THAT(s.Ids("c-plain"), ::testing::Not(::testing::Contains(b)));
   EXPECT_EQ(s.total(), 3u) << "nobody has tpu";
   EXPECT_EQ(StateOf(c), TaskState::kQueued);
-  EXPECT_NE(engine().Find(d), nullptr);
+  EXPECT_TRUE(engine().Find(d));
 }
 
 TEST_F(EngineTest, RequiredTagsAreValidated) {
@@ -243,8 +243,8 @@ TEST_F(EngineTest, JobSplitsIntoConsecutivePartTasks) {
   ASSERT_NE(LastJob(fx, r->job_id), nullptr);
   EXPECT_EQ(LastJob(fx, r->job_id)->state, JobState::kRunning);
   for (uint32_t i = 0; i < 3; ++i) {
-    const TaskInfo* part = engine().Find(r->first_task_id + i);
-    ASSERT_NE(part, nullptr);
+    const std::optional<TaskInfo> part = engine().Find(r->first_task_id + i);
+    ASSERT_TRUE(part.has_value());
     EXPECT_EQ(part->job_id, r->job_id);
     EXPECT_EQ(part->part, i);
   }
