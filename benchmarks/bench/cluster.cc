@@ -1,16 +1,21 @@
 #include "benchmarks/bench/cluster.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -51,6 +56,92 @@ int ParentOf(const fs::path& stat) {
   return ppid;
 }
 
+StatusOr<std::string> MakeTempDir(const std::string& name) {
+  std::string tmpl = (fs::temp_directory_path() / (name + ".XXXXXX")).string();
+  if (!mkdtemp(tmpl.data())) {
+    return Unavailable(std::string("cannot create a temporary directory: ") + std::strerror(errno));
+  }
+  return tmpl;
+}
+
+// Starts `args` with its stdout and stderr written to the files `out` and `err`.
+StatusOr<pid_t> Spawn(std::vector<std::string> args, const std::string& out,
+                      const std::string& err) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return Unavailable("cannot start " + args[0] + ": " + std::strerror(rc));
+  return pid;
+}
+
+// SIGTERM, then SIGKILL after `grace`: the wait status, or nullopt when it had to be killed.
+std::optional<int> Terminate(pid_t pid, std::chrono::seconds grace) {
+  kill(pid, SIGTERM);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status;
+}
+
+// A loopback TCP port nobody listens on now (it may be taken before it is used).
+StatusOr<int> FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  const bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  const std::string why = ok ? "" : std::strerror(errno);
+  if (fd >= 0) close(fd);
+  if (!ok) return Unavailable("no free loopback port: " + why);
+  return ntohs(a.sin_port);
+}
+
+bool Accepting(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  close(fd);
+  return ok;
+}
+
+// mosquitto in PATH, else where Debian puts it (/usr/sbin is not in every user's PATH).
+std::string FindMosquitto() {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(std::string(path ? path : "") + ":/usr/sbin:/usr/local/sbin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string exe = (dir.empty() ? "." : dir) + "/mosquitto";
+    if (access(exe.c_str(), X_OK) == 0) return exe;
+  }
+  return "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
 }  // namespace
 
 std::optional<ProcUsage> ReadUsage(pid_t pid) {
@@ -81,9 +172,7 @@ std::vector<pid_t> ChildrenOf(pid_t pid) {
 
 StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const ClusterOptions& o) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
-  std::string tmpl = (fs::temp_directory_path() / "yard-bench.XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) return Unavailable("cannot create a temporary directory");
-  c->dir_ = tmpl;
+  ASSIGN_OR_RETURN(c->dir_, MakeTempDir("yard-bench"));
   const std::string ready = c->dir_ + "/ready.json";
   std::vector<std::string> args = {
       o.bin_dir + "/yard-master", "--client-endpoint", "tcp://127.0.0.1:0", "--worker-endpoint",
@@ -97,20 +186,13 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const ClusterOptions
   } else {
     args.insert(args.end(), {"--data-dir", c->dir_ + "/data", "--durability", o.durability});
   }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  const std::string log = c->dir_ + "/master.log";
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const int rc = posix_spawn(&c->pid_, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    c->pid_ = -1;
-    return Unavailable("cannot start " + args[0] + ": " + std::strerror(rc));
+  if (!o.config.empty()) {
+    const std::string conf = c->dir_ + "/master.toml";
+    std::ofstream(conf) << o.config;
+    args.insert(args.end(), {"--config", conf});
   }
+  const std::string log = c->dir_ + "/master.log";
+  ASSIGN_OR_RETURN(c->pid_, Spawn(args, "/dev/null", log));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!fs::exists(ready)) {
     int status = 0;
@@ -134,21 +216,11 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const ClusterOptions
 
 Status LocalCluster::Stop() {
   if (pid_ < 0) return Status::Ok();
-  kill(pid_, SIGTERM);
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      pid_ = -1;
-      return Unavailable("yard-master did not stop within 60 s of SIGTERM");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto status = Terminate(pid_, std::chrono::seconds(60));
   pid_ = -1;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Internal("yard-master ended with status " + std::to_string(status) +
+  if (!status) return Unavailable("yard-master did not stop within 60 s of SIGTERM");
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return Internal("yard-master ended with status " + std::to_string(*status) +
                     "; its log: " + dir_ + "/master.log");
   }
   std::error_code ec;
@@ -158,6 +230,95 @@ Status LocalCluster::Stop() {
 
 LocalCluster::~LocalCluster() {
   if (pid_ >= 0) (void)Stop();
+}
+
+StatusOr<std::unique_ptr<LocalBroker>> LocalBroker::Start() {
+  const std::string exe = FindMosquitto();
+  if (exe.empty()) {
+    return NotFound(
+        "mosquitto not found (in PATH, /usr/sbin or /usr/local/sbin): install it (Debian: "
+        "apt install mosquitto) or give a running broker with --broker URL");
+  }
+  std::unique_ptr<LocalBroker> b(new LocalBroker());
+  ASSIGN_OR_RETURN(b->dir_, MakeTempDir("yard-bench-mqtt"));
+  ASSIGN_OR_RETURN(const int port, FreePort());
+  const std::string conf = b->dir_ + "/mosquitto.conf", log = b->dir_ + "/mosquitto.log";
+  // A raw --compare subscriber at QoS 1 needs far more than mosquitto's default queue of
+  // 1,000 messages per subscriber.
+  std::ofstream(conf) << "listener " << port << " 127.0.0.1\n"
+                      << "allow_anonymous true\nmax_queued_messages 10000000\n"
+                         "max_inflight_messages 1000\nset_tcp_nodelay true\n";
+  ASSIGN_OR_RETURN(b->pid_, Spawn({exe, "-c", conf}, "/dev/null", log));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!Accepting(port)) {
+    int status = 0;
+    if (waitpid(b->pid_, &status, WNOHANG) == b->pid_) {
+      b->pid_ = -1;  // the directory stays, with the log
+      return Unavailable(exe + " exited at start; its log: " + log);
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      (void)Terminate(b->pid_, std::chrono::seconds(5));
+      b->pid_ = -1;
+      return Unavailable(exe + " did not accept connections on port " + std::to_string(port) +
+                         " within 10 s; its log: " + log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  b->url_ = "tcp://127.0.0.1:" + std::to_string(port);
+  return b;
+}
+
+LocalBroker::~LocalBroker() {
+  if (pid_ < 0) return;
+  (void)Terminate(pid_, std::chrono::seconds(10));
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+DevicesRun::DevicesRun(std::string bin_dir, std::vector<std::string> args)
+    : bin_dir_(std::move(bin_dir)), args_(std::move(args)) {}
+
+DevicesRun::~DevicesRun() {
+  if (pid_ >= 0) (void)Terminate(pid_, std::chrono::seconds(5));
+  std::error_code ec;
+  if (!dir_.empty()) fs::remove_all(dir_, ec);
+}
+
+Status DevicesRun::Start() {
+  ASSIGN_OR_RETURN(dir_, MakeTempDir("yard-bench-devices"));
+  std::vector<std::string> args = {bin_dir_ + "/yard-devices", "--json"};
+  args.insert(args.end(), args_.begin(), args_.end());
+  ASSIGN_OR_RETURN(pid_, Spawn(args, dir_ + "/stdout", dir_ + "/stderr"));
+  return Status::Ok();
+}
+
+std::optional<StatusOr<nlohmann::json>> DevicesRun::Poll() {
+  if (pid_ < 0) return FailedPrecondition("yard-devices is not running");
+  int status = 0;
+  const pid_t rc = waitpid(pid_, &status, WNOHANG);
+  if (rc == 0) return std::nullopt;
+  pid_ = -1;
+  if (rc < 0) return Internal(std::string("waiting for yard-devices: ") + std::strerror(errno));
+  const std::string out = ReadFile(dir_ + "/stdout"), err = ReadFile(dir_ + "/stderr");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const std::string how = WIFEXITED(status)
+                                ? "exited with code " + std::to_string(WEXITSTATUS(status))
+                                : "was killed by signal " + std::to_string(WTERMSIG(status));
+    return Unavailable("yard-devices " + how + (err.empty() ? "" : ":\n" + err));
+  }
+  auto j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Internal("yard-devices printed no JSON summary: " + out);
+  }
+  return j;
+}
+
+StatusOr<nlohmann::json> DevicesRun::Run() {
+  RETURN_IF_ERROR(Start());
+  while (true) {
+    if (auto r = Poll()) return std::move(*r);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace yard::bench

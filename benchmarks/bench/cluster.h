@@ -1,10 +1,12 @@
 // yard-bench's own Yard: a yard-master with N embedded workers started in a temporary
-// directory on free ports, and the CPU time and memory of its processes read from /proc.
+// directory on free ports, and the CPU time and memory of its processes read from /proc. For
+// the mqtt workload also a mosquitto broker and runs of yard-devices, the device simulator.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@ struct ClusterOptions {
   int worker_threads = 2;
   bool memory = false;
   std::string durability = "none";  // with !memory: fsync, interval or none
+  std::string config;               // non-empty: a TOML config for the master (--config)
 };
 
 // CPU seconds (user + system) and memory of one process.
@@ -49,6 +52,46 @@ class LocalCluster {
   LocalCluster() = default;
   std::string dir_;
   std::string client_endpoint_;
+  pid_t pid_ = -1;
+};
+
+// mosquitto (from PATH or /usr/sbin) on a free loopback port, configured in a temporary
+// directory as benchmarks/mqtt_ingest.py does. Stopped (SIGTERM) when destroyed.
+class LocalBroker {
+ public:
+  static StatusOr<std::unique_ptr<LocalBroker>> Start();
+  ~LocalBroker();
+  LocalBroker(const LocalBroker&) = delete;
+  LocalBroker& operator=(const LocalBroker&) = delete;
+
+  const std::string& url() const { return url_; }  // tcp://127.0.0.1:PORT
+
+ private:
+  LocalBroker() = default;
+  std::string dir_;
+  std::string url_;
+  pid_t pid_ = -1;
+};
+
+// One run of yard-devices (next to yard-bench) with --json; its output goes to files in a
+// temporary directory. Ended (SIGTERM) when destroyed while it runs.
+class DevicesRun {
+ public:
+  DevicesRun(std::string bin_dir, std::vector<std::string> args);
+  ~DevicesRun();
+  DevicesRun(const DevicesRun&) = delete;
+  DevicesRun& operator=(const DevicesRun&) = delete;
+
+  Status Start();
+  // nullopt while it runs; then its JSON summary, or an error with its exit code and stderr.
+  std::optional<StatusOr<nlohmann::json>> Poll();
+  // Start(), then Poll() until it ends.
+  StatusOr<nlohmann::json> Run();
+
+ private:
+  std::string bin_dir_;
+  std::vector<std::string> args_;
+  std::string dir_;
   pid_t pid_ = -1;
 };
 

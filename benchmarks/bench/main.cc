@@ -1,8 +1,9 @@
 // yard-bench: Yard's benchmark harness. Starts a master with N embedded workers (or targets a
 // running master with --master), runs one workload, prints a summary table (or --json), and
-// with --compare measures the raw ZeroMQ and RocksDB limits in the same run and prints
-// Yard's ratio to each. Exit code 0 when every task was accounted for as succeeded, 1 when
-// not (or on an error), 2 on a usage error. See docs/benchmarks.md.
+// with --compare measures the raw ZeroMQ and RocksDB limits (mqtt: the broker alone) in the
+// same run and prints Yard's ratio to each. Exit code 0 when every task (and MQTT message)
+// was accounted for as succeeded, 1 when not (or on an error), 2 on a usage error. See
+// docs/benchmarks.md.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "benchmarks/bench/cluster.h"
 #include "benchmarks/bench/probes.h"
@@ -43,6 +45,11 @@ struct Options {
   double compare_seconds = 3;
   bool json = false;
   bool progress = isatty(2);
+  // mqtt
+  std::string broker;  // empty: start mosquitto here
+  int devices = 100;
+  int qos = 1;
+  uint32_t mqtt_batch = 1;  // readings per device per task
 };
 
 std::string Exe() {
@@ -54,7 +61,8 @@ std::string Exe() {
 // A one-line progress bar on stderr, redrawn at most every 100 ms.
 class Bar {
  public:
-  Bar(bool on, std::string label) : on_(on), label_(std::move(label)) {}
+  Bar(bool on, std::string label, std::string unit)
+      : on_(on), label_(std::move(label)), unit_(std::move(unit)) {}
   ~Bar() {
     if (on_ && drawn_) std::fprintf(stderr, "\r\033[K");
   }
@@ -68,15 +76,15 @@ class Bar {
     const double frac = total == 0 ? 1 : std::min(1.0, double(done) / double(total));
     const double secs = std::chrono::duration<double>(now - start_).count();
     const int width = 30, fill = static_cast<int>(frac * width);
-    std::fprintf(stderr, "\r\033[K%s [%s%s] %3.0f%%  %llu/%llu  %.0f tasks/s", label_.c_str(),
+    std::fprintf(stderr, "\r\033[K%s [%s%s] %3.0f%%  %llu/%llu  %.0f %s/s", label_.c_str(),
                  std::string(fill, '#').c_str(), std::string(width - fill, '.').c_str(), frac * 100,
                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-                 secs > 0 ? double(done) / secs : 0.0);
+                 secs > 0 ? double(done) / secs : 0.0, unit_.c_str());
   }
 
  private:
   bool on_;
-  std::string label_;
+  std::string label_, unit_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_, last_;
 };
@@ -136,6 +144,11 @@ Json PhaseJson(const PhaseResult& r, const std::optional<Usage>& used) {
               {"p999", l.Percentile(0.999)},
               {"max", l.us.empty() ? 0.0 : l.us.back()}}}};
   if (r.offered_per_s > 0) j["offered_per_s"] = r.offered_per_s;
+  if (r.messages > 0) {
+    j["messages"] = r.messages;
+    j["messages_per_s"] = r.messages_per_s;
+    j["messages_lost"] = r.messages_lost;
+  }
   if (used) {
     j["cpu_us_per_task"] = {{"master", used->master_cpu_s * 1e6 / double(r.tasks)},
                             {"workers", used->workers_cpu_s * 1e6 / double(r.tasks)}};
@@ -152,6 +165,10 @@ void PrintPhase(const Json& p) {
   }
   std::cout << ": " << Thousands(p["tasks"].get<double>()) << " tasks in " << std::fixed
             << std::setprecision(3) << p["seconds"].get<double>() << " s\n";
+  if (p.contains("messages")) {
+    std::cout << "  messages       " << Thousands(p["messages_per_s"].get<double>()) << " msgs/s ("
+              << Thousands(p["messages"].get<double>()) << " published)\n";
+  }
   std::cout << "  throughput     " << Thousands(p["tasks_per_s"].get<double>()) << " tasks/s\n";
   const auto& l = p["latency_us"];
   if (l["count"].get<size_t>() > 0) {
@@ -173,7 +190,36 @@ void PrintPhase(const Json& p) {
   if (p["not_succeeded"].get<uint64_t>() > 0) {
     std::cout << ", " << p["not_succeeded"].get<uint64_t>() << " NOT";
   }
+  if (p.value("messages_lost", uint64_t{0}) > 0) {
+    std::cout << ", " << p["messages_lost"].get<uint64_t>() << " messages never became tasks";
+  }
   std::cout << "\n";
+}
+
+// yard-devices' load for the mqtt workload: --tasks messages from --devices devices.
+std::vector<std::string> DevicesArgs(const Options& o, const std::string& broker) {
+  return {"--broker",        broker,
+          "--devices",       std::to_string(o.devices),
+          "--count",         std::to_string(o.tasks / static_cast<uint64_t>(o.devices)),
+          "--qos",           std::to_string(o.qos),
+          "--payload-bytes", std::to_string(o.shape.payload_bytes)};
+}
+
+// The mqtt role of the master started here: telemetry -> one echo task per message, or
+// --mqtt-batch readings of a device -> one telemetry.stats task (as mqtt_ingest.py does).
+std::string MqttConfig(const Options& o, const std::string& broker) {
+  std::ostringstream c;
+  c << "[mqtt]\nbrokers = [\"" << broker << "\"]\nqos = " << o.qos << "\n";
+  c << "client_id = \"yard-bench-" << getpid() << "\"\n";
+  c << "pause_above = " << 10 * o.tasks << "\n";  // never pause: measure ingest, not backpressure
+  c << "[[mqtt.rules]]\ntopic = \"telemetry/#\"\n";
+  if (o.mqtt_batch > 1) {
+    c << "type = \"telemetry.stats\"\nbatch_count = " << o.mqtt_batch
+      << "\nbatch_window = \"1s\"\n";
+  } else {
+    c << "type = \"echo\"\nformat = \"raw\"\n";
+  }
+  return c.str();
 }
 
 int Run(const Options& o) {
@@ -181,6 +227,31 @@ int Run(const Options& o) {
               {"handler", o.shape.handler},
               {"payload_bytes", o.shape.payload_bytes},
               {"keys", o.shape.keys}};
+  const bool mqtt = o.workload == "mqtt";
+  std::unique_ptr<LocalBroker> broker;
+  std::string broker_url = o.broker;
+  std::optional<StatusOr<ProbeResult>> broker_limit;
+  if (mqtt) {
+    if (broker_url.empty()) {
+      auto b = LocalBroker::Start();
+      if (!b.ok()) {
+        std::cerr << "yard-bench: " << b.status().ToString() << "\n";
+        return 1;
+      }
+      broker = std::move(*b);
+      broker_url = broker->url();
+    }
+    // The broker alone, before Yard's master subscribes to it.
+    if (o.compare) broker_limit = BrokerLimit(Exe(), DevicesArgs(o, broker_url));
+    out["handler"] = !o.master.empty()  ? "the master's rules"
+                     : o.mqtt_batch > 1 ? "telemetry.stats"
+                                        : "echo";
+    out["mqtt"] = {{"broker", broker_url},
+                   {"broker_started", broker != nullptr},
+                   {"devices", o.devices},
+                   {"qos", o.qos},
+                   {"readings_per_task", o.mqtt_batch}};
+  }
   std::unique_ptr<LocalCluster> cluster;
   std::string endpoint = o.master;
   if (endpoint.empty()) {
@@ -190,6 +261,7 @@ int Run(const Options& o) {
     co.worker_threads = o.worker_threads;
     co.memory = o.memory;
     co.durability = o.durability;
+    if (mqtt) co.config = MqttConfig(o, broker_url);
     auto c = LocalCluster::Start(co);
     if (!c.ok()) {
       std::cerr << "yard-bench: " << c.status().ToString() << "\n";
@@ -225,7 +297,7 @@ int Run(const Options& o) {
   auto run_phase = [&](const std::string& label, auto&& fn) -> bool {
     const std::optional<Usage> before =
         cluster ? std::optional(ReadAll(cluster->master_pid())) : std::nullopt;
-    Bar bar(o.progress, label);
+    Bar bar(o.progress, label, mqtt ? "msgs" : "tasks");
     StatusOr<PhaseResult> r = fn(bar);
     if (!r.ok()) {
       std::cerr << "\nyard-bench: " << label << ": " << r.status().ToString() << "\n";
@@ -239,7 +311,7 @@ int Run(const Options& o) {
       used = after;
     }
     phases.push_back(PhaseJson(*r, used));
-    all_ok = all_ok && r->not_succeeded == 0 && r->succeeded == r->tasks;
+    all_ok = all_ok && r->not_succeeded == 0 && r->succeeded == r->tasks && r->messages_lost == 0;
     return true;
   };
   Driver& d = **driver;
@@ -248,8 +320,10 @@ int Run(const Options& o) {
   const auto inflight = static_cast<uint32_t>(std::min<size_t>(
       o.inflight,
       std::max<size_t>(batch, (256u << 20) / std::max<size_t>(1, o.shape.payload_bytes))));
-  out["batch"] = batch;
-  out["inflight"] = inflight;
+  if (!mqtt) {
+    out["batch"] = batch;
+    out["inflight"] = inflight;
+  }
   bool ran = true;
   if (o.workload == "throughput") {
     ran = run_phase("closed loop", [&](Bar& bar) {
@@ -267,6 +341,10 @@ int Run(const Options& o) {
   } else if (o.workload == "fill") {
     ran =
         run_phase("fill", [&](Bar& bar) { return d.Fill(o.tasks, batch, o.shape, std::ref(bar)); });
+  } else if (mqtt) {
+    DevicesRun devices(Exe(), DevicesArgs(o, broker_url));
+    ran = run_phase("mqtt ingest",
+                    [&](Bar& bar) { return d.Ingest(o.tasks, devices, std::ref(bar)); });
   } else {  // jobs
     const uint64_t jobs = std::max<uint64_t>(1, o.tasks / o.split);
     ran =
@@ -286,13 +364,19 @@ int Run(const Options& o) {
         return;
       }
       Json l = {{"name", p->name}, {"per_second", p->per_second}, {"seconds", p->seconds}};
-      if (!phases.empty()) {
-        l["yard_ratio"] = phases.back()["tasks_per_s"].get<double>() / p->per_second;
+      if (!phases.empty()) {  // mqtt: messages against messages
+        const auto& last = phases.back();
+        l["yard_ratio"] =
+            last.value("messages_per_s", last["tasks_per_s"].get<double>()) / p->per_second;
       }
       limits.push_back(l);
     };
-    add(ZmqLimit(o.compare_seconds, 64, o.shape.payload_bytes));
-    if (!o.memory && o.master.empty()) {
+    if (mqtt) {
+      add(std::move(*broker_limit));
+    } else {
+      add(ZmqLimit(o.compare_seconds, 64, o.shape.payload_bytes));
+    }
+    if (!mqtt && !o.memory && o.master.empty()) {
       const std::string dir = (std::filesystem::temp_directory_path() /
                                ("yard-bench-rocks." + std::to_string(getpid())))
                                   .string();
@@ -310,9 +394,16 @@ int Run(const Options& o) {
   if (o.json) {
     std::cout << out.dump(1) << "\n";
   } else {
-    std::cout << "yard-bench: " << o.workload << ", handler " << o.shape.handler << ", "
-              << o.shape.payload_bytes << " B payloads";
+    std::cout << "yard-bench: " << o.workload << ", handler " << out["handler"].get<std::string>()
+              << ", " << o.shape.payload_bytes << (mqtt ? " B messages" : " B payloads");
     if (o.shape.keys) std::cout << ", " << o.shape.keys << " keys";
+    if (mqtt) {
+      std::cout << "; " << o.devices << " devices at QoS " << o.qos;
+      if (o.master.empty() && o.mqtt_batch > 1) {
+        std::cout << ", " << o.mqtt_batch << " readings per task";
+      }
+      std::cout << "; broker " << broker_url << (broker ? " (mosquitto started here)" : "");
+    }
     if (cluster) {
       std::cout << "; master + " << out["master"]["workers"].get<int>() << " workers x "
                 << o.worker_threads << " threads, state " << (o.memory ? "memory" : o.durability);
@@ -342,7 +433,8 @@ int Run(const Options& o) {
   }
   if (!ran) return 1;
   if (!all_ok) {
-    std::cerr << "yard-bench: not every task was accounted for as succeeded\n";
+    std::cerr << "yard-bench: not every task" << (mqtt ? " (and message)" : "")
+              << " was accounted for as succeeded\n";
     return 1;
   }
   return 0;
@@ -364,9 +456,10 @@ int main(int argc, char** argv) {
   app.add_flag("--memory", o.memory, "the master started here keeps state in memory only");
   app.add_option("--workload", o.workload,
                  "throughput (closed loop), rate (open loop at --rate), latency (one at a "
-                 "time), jobs (--split), fill (queue --tasks on a master without workers)")
-      ->check(CLI::IsMember({"throughput", "rate", "latency", "jobs", "fill"}));
-  app.add_option("--tasks", o.tasks, "tasks per phase (parts, for jobs)")
+                 "time), jobs (--split), fill (queue --tasks on a master without workers), "
+                 "mqtt (yard-devices publishes telemetry, the master's mqtt role ingests it)")
+      ->check(CLI::IsMember({"throughput", "rate", "latency", "jobs", "fill", "mqtt"}));
+  app.add_option("--tasks", o.tasks, "tasks per phase (parts, for jobs; messages, for mqtt)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
   app.add_option("--inflight", o.inflight,
                  "throughput: most tasks submitted and not ended (and at most 256 MiB of payloads)")
@@ -381,12 +474,25 @@ int main(int argc, char** argv) {
   app.add_option("--split", o.split, "jobs: parts per job")->check(CLI::Range(1u, 100000u));
   app.add_option("--handler", o.shape.handler, "echo (no-op) or cpu (real work)")
       ->check(CLI::IsMember({"echo", "cpu"}));
-  app.add_option("--payload-bytes", o.shape.payload_bytes, "echo payload size")
+  app.add_option("--payload-bytes", o.shape.payload_bytes, "echo payload size (mqtt: message size)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 20));
   app.add_option("--cpu-iterations", o.shape.cpu_iterations, "cpu handler: iterations per task")
       ->check(CLI::Range(1u, 100000000u));
   app.add_option("--keys", o.shape.keys, "spread tasks over this many keys (per-key order)");
-  app.add_flag("--compare", o.compare, "measure the raw ZeroMQ and RocksDB limits in the same run");
+  app.add_option("--broker", o.broker,
+                 "mqtt: a running MQTT broker (tcp://host:port) instead of a mosquitto started "
+                 "here; needed with --master: the broker its mqtt role is subscribed to");
+  app.add_option("--devices", o.devices, "mqtt: simulated devices (--tasks is a multiple)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--qos", o.qos, "mqtt: QoS of the publishes and of the master's subscription")
+      ->check(CLI::Range(0, 1));
+  app.add_option("--mqtt-batch", o.mqtt_batch,
+                 "mqtt: readings of a device per task (1: an echo task per message; more: "
+                 "telemetry.stats tasks, as benchmarks/mqtt_ingest.py batches)")
+      ->check(CLI::Range(1u, 100000u));
+  app.add_flag("--compare", o.compare,
+               "measure the raw ZeroMQ and RocksDB limits (mqtt: the broker alone) in the same "
+               "run");
   app.add_option("--compare-seconds", o.compare_seconds, "seconds per limit probe")
       ->check(CLI::Range(0.1, 60.0));
   app.add_flag("--json", o.json, "print one JSON object on stdout");
@@ -403,6 +509,21 @@ int main(int argc, char** argv) {
   }
   if (o.workload == "jobs" && o.split == 0) {
     std::cerr << "yard-bench: --workload jobs needs --split\n";
+    return 2;
+  }
+  if (o.workload == "mqtt" && !o.master.empty() && o.broker.empty()) {
+    std::cerr << "yard-bench: --workload mqtt with --master needs --broker: the broker that "
+                 "master's mqtt role is subscribed to\n";
+    return 2;
+  }
+  if (o.workload == "mqtt" && !o.master.empty() && o.compare) {
+    std::cerr << "yard-bench: --workload mqtt with --master takes no --compare: the broker "
+                 "probe's messages would reach that master's mqtt role too\n";
+    return 2;
+  }
+  if (o.workload == "mqtt" && o.tasks % static_cast<uint64_t>(o.devices) != 0) {
+    std::cerr << "yard-bench: --workload mqtt: --tasks (messages) must be a multiple of "
+                 "--devices\n";
     return 2;
   }
   if (o.memory && o.durability != "none") {

@@ -9,6 +9,8 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "benchmarks/bench/cluster.h"
+
 namespace yard::bench {
 namespace {
 
@@ -128,6 +130,17 @@ StatusOr<ProbeResult> RocksLimit(const std::string& dir, double seconds, int bat
   return ProbeResult{std::string("RocksDB put+delete, batch ") + std::to_string(batch) +
                          (sync ? ", fsync" : ", no fsync"),
                      double(pairs) / elapsed, elapsed};
+}
+
+StatusOr<ProbeResult> BrokerLimit(const std::string& bin_dir, std::vector<std::string> args) {
+  args.push_back("--raw");
+  DevicesRun run(bin_dir, std::move(args));
+  auto j = run.Run();
+  if (!j.ok()) return j.status().WithContext("broker probe");
+  const double per_s = j->value("received_per_s", 0.0);
+  const double received = j->value("received", 0.0);
+  return ProbeResult{"MQTT broker alone (yard-devices --raw)", per_s,
+                     per_s > 0 ? received / per_s : 0.0};
 }
 
 }  // namespace yard::bench

@@ -3,9 +3,11 @@
 // "worker" only echoes batches of tasks back, and what RocksDB writes when every task is one
 // Put on enqueue and one Delete on ack, in write batches. Like ../shared/peers/zmq_limit and
 // rocksdb_limit (batch 64, 100-byte payloads), built in so that the ratio needs no setup.
+// For the mqtt workload: what the MQTT broker passes from publishers to a subscriber.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -26,5 +28,10 @@ StatusOr<ProbeResult> ZmqLimit(double seconds, int batch, size_t payload_bytes);
 // durability), else the WAL is written without fsync (durability none).
 StatusOr<ProbeResult> RocksLimit(const std::string& dir, double seconds, int batch,
                                  size_t payload_bytes, bool sync);
+
+// The MQTT broker alone: `yard-devices --raw` with `args` (in `bin_dir`), its own subscriber
+// receiving every message; messages per second from the first publish to the last receipt
+// (benchmarks/mqtt_ingest.py's "broker alone").
+StatusOr<ProbeResult> BrokerLimit(const std::string& bin_dir, std::vector<std::string> args);
 
 }  // namespace yard::bench

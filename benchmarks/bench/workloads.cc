@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 #include <thread>
+#include <tuple>
 
+#include "benchmarks/bench/cluster.h"
 #include "master/api/await.h"
 #include "master/api/client_api.h"
 
@@ -20,6 +23,8 @@ constexpr size_t kMaxOpenLoopBatch = 10000;
 constexpr uint64_t kWarmup = 100;  // one-at-a-time round trips not measured
 constexpr size_t kJobsInFlight = 8;
 constexpr Micros kCallTimeout = 60 * kSeconds;
+constexpr Micros kIngestStall = 10 * kSeconds;  // mqtt: no counter moved for this long
+constexpr double kWaitForS = 30;                // for workers, and for the mqtt role
 
 double Since(SteadyClock::time_point t0) {
   return std::chrono::duration<double>(SteadyClock::now() - t0).count();
@@ -107,6 +112,47 @@ struct Driver::Impl {
 
   StatusOr<Counters> Stats() {
     return Call<Counters>([](api::MasterApi& a, auto cb) { a.Stats(std::move(cb)); });
+  }
+
+  // Waits (kWaitForS at most) until counter `name` is at least `want`; returns its last value.
+  StatusOr<uint64_t> AwaitCounter(const std::string& name, uint64_t want) {
+    const auto t0 = SteadyClock::now();
+    while (true) {
+      ASSIGN_OR_RETURN(auto s, Stats());
+      if (s[name] >= want || Since(t0) > kWaitForS) return s[name];
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // The highest task id the master lists (0: none). A LIST answers the first task after
+  // after_id, so a search over after_id finds it in a few dozen calls.
+  StatusOr<uint64_t> LastTaskId() {
+    auto any_after = [&](uint64_t id) -> StatusOr<bool> {
+      protocol::List list;
+      list.after_id = id;
+      list.limit = 1;
+      ASSIGN_OR_RETURN(auto page, Call<protocol::ListReply>([&](api::MasterApi& a, auto cb) {
+                         a.List(list, std::move(cb));
+                       }));
+      return !page.tasks.empty();
+    };
+    uint64_t lo = 0, hi = 1;  // the answer is in [lo, hi]: none after hi, one after lo > 0
+    while (true) {
+      ASSIGN_OR_RETURN(const bool after, any_after(hi));
+      if (!after) break;
+      lo = hi;
+      hi *= 2;
+    }
+    while (lo < hi) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      ASSIGN_OR_RETURN(const bool after, any_after(mid));
+      if (after) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return hi;
   }
 
   using MaySend = std::function<uint64_t(uint64_t sent, uint64_t ended, double elapsed)>;
@@ -200,16 +246,11 @@ StatusOr<std::unique_ptr<Driver>> Driver::Connect(transport::Context& ctx,
 StatusOr<std::map<std::string, uint64_t>> Driver::Stats() { return impl_->Stats(); }
 
 Status Driver::WaitForWorkers(int workers) {
-  const auto t0 = SteadyClock::now();
-  while (true) {
-    ASSIGN_OR_RETURN(auto s, Stats());
-    if (s["workers.connected"] >= static_cast<uint64_t>(workers)) return Status::Ok();
-    if (Since(t0) > 30) {
-      return Unavailable("only " + std::to_string(s["workers.connected"]) + " of " +
-                         std::to_string(workers) + " workers connected within 30 s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto want = static_cast<uint64_t>(workers);
+  ASSIGN_OR_RETURN(const uint64_t connected, impl_->AwaitCounter("workers.connected", want));
+  if (connected >= want) return Status::Ok();
+  return Unavailable("only " + std::to_string(connected) + " of " + std::to_string(workers) +
+                     " workers connected within 30 s");
 }
 
 StatusOr<PhaseResult> Driver::ClosedLoop(uint64_t tasks, uint32_t inflight, uint32_t batch,
@@ -328,6 +369,78 @@ StatusOr<PhaseResult> Driver::Jobs(uint64_t jobs, uint32_t parts, const TaskShap
   r.seconds = Since(t0);
   r.tasks_per_s = double(r.tasks) / r.seconds;
   std::sort(r.latency.us.begin(), r.latency.us.end());
+  return r;
+}
+
+StatusOr<PhaseResult> Driver::Ingest(uint64_t messages, DevicesRun& devices,
+                                     const Progress& progress) {
+  ASSIGN_OR_RETURN(const uint64_t connected, impl_->AwaitCounter("mqtt.connected", 1));
+  if (connected == 0) {
+    return Unavailable(
+        "the master's mqtt role was not connected to a broker within 30 s (mqtt.connected "
+        "stayed 0): is the role on, and the broker up?");
+  }
+  ASSIGN_OR_RETURN(const uint64_t mark, impl_->LastTaskId());
+  ASSIGN_OR_RETURN(auto before, Stats());
+  RETURN_IF_ERROR(devices.Start().WithContext("yard-devices"));
+  const Clock& clock = SystemClock::Get();
+  std::optional<nlohmann::json> published;  // yard-devices' summary, once it has exited
+  uint64_t acked = 0, committed = 0, submitted = 0, ended = 0;
+  Micros changed = clock.Now(), changed_wall = clock.WallNow();
+  while (true) {
+    if (!published) {
+      if (auto r = devices.Poll()) {
+        if (!r->ok()) return r->status();
+        published = std::move(**r);
+        acked = published->value("acked", uint64_t{0});
+      }
+    }
+    ASSIGN_OR_RETURN(auto s, Stats());
+    auto delta = [&](const char* k) { return s[k] - before[k]; };
+    const auto now = std::make_tuple(delta("mqtt.messages_committed"),
+                                     delta("mqtt.tasks_submitted"), Ended(s) - Ended(before));
+    if (now != std::tie(committed, submitted, ended)) {
+      std::tie(committed, submitted, ended) = now;
+      changed = clock.Now();
+      changed_wall = clock.WallNow();
+    }
+    // Messages whose tasks have ended (in proportion, when readings are batched).
+    if (progress && submitted > 0) {
+      progress(static_cast<uint64_t>(double(committed) * double(ended) / double(submitted)),
+               messages);
+    }
+    if (published && committed >= acked && ended >= submitted) break;
+    if (clock.Now() - changed > kIngestStall) {
+      if (published && ended >= submitted) break;  // the rest of the messages were lost
+      return DeadlineExceeded("nothing moved for 10 s: " + std::to_string(committed) +
+                              (published ? " of " + std::to_string(acked) : "") +
+                              " messages committed, " + std::to_string(ended) + " of " +
+                              std::to_string(submitted) + " tasks made of them ended" +
+                              (published ? "" : "; yard-devices still running"));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(kStatsEvery));
+  }
+  PhaseResult r;
+  r.name = "mqtt ingest";
+  r.messages = acked;
+  r.messages_lost = acked - std::min(acked, committed);
+  r.tasks = submitted;
+  const Micros t0 = published->value("t0_us", Micros{0});
+  r.seconds = double(std::max<Micros>(1, changed_wall - t0)) / 1e6;
+  r.tasks_per_s = double(r.tasks) / r.seconds;
+  r.messages_per_s = double(acked - r.messages_lost) / r.seconds;
+  r.latency_kind = "master submit-to-end";
+  ASSIGN_OR_RETURN(const uint64_t last, impl_->LastTaskId());
+  if (last - mark != submitted) {
+    return FailedPrecondition("the master listed " + std::to_string(last - mark) +
+                              " new tasks and its mqtt role submitted " +
+                              std::to_string(submitted) +
+                              ": something else ran tasks meanwhile, they cannot be told apart");
+  }
+  if (submitted == 0) return r;
+  std::vector<uint64_t> ids(submitted);
+  std::iota(ids.begin(), ids.end(), mark + 1);
+  RETURN_IF_ERROR(impl_->Account(ids, &r));
   return r;
 }
 

@@ -6,6 +6,9 @@
 // Latency is the master's own submit-to-end time of each task (finished_us - submitted_us,
 // both taken by the master), except in the one-at-a-time workload, which times the client's
 // round trip (submit sent -> result known) with a monotonic clock.
+//
+// The MQTT ingest workload submits nothing itself: yard-devices publishes telemetry, the
+// master's mqtt role makes tasks of it, and the same counters and listing account for them.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,8 @@
 #include "common/transport/socket.h"
 
 namespace yard::bench {
+
+class DevicesRun;  // cluster.h
 
 struct TaskShape {
   std::string handler = "echo";    // echo (no-op) or cpu
@@ -38,15 +43,18 @@ struct Latencies {
 };
 
 struct PhaseResult {
-  std::string name;    // "closed loop", "open loop at 50000/s", "one at a time", "jobs"
+  std::string name;    // "closed loop", "open loop", "one at a time", "jobs", "mqtt ingest"
   uint64_t tasks = 0;  // tasks (parts, for jobs) that had to end
-  double seconds = 0;  // first submit to last task ended
+  double seconds = 0;  // first submit (mqtt: publish) to last task ended
   double tasks_per_s = 0;
   double offered_per_s = 0;  // open loop: the rate asked for
   Latencies latency;         // see the file comment
   std::string latency_kind;  // "master submit-to-end" or "client round trip"
   uint64_t succeeded = 0;    // accounted for by listing them after the run (fill: queued)
   uint64_t not_succeeded = 0;
+  uint64_t messages = 0;       // mqtt: messages the broker accepted from yard-devices
+  uint64_t messages_lost = 0;  // mqtt: of those, never committed as (part of) a task
+  double messages_per_s = 0;   // mqtt: messages committed / seconds
 };
 
 // Progress of a phase, for the bar: (done, total).
@@ -82,6 +90,15 @@ class Driver {
   // many: what the master holds (memory) with that many queued. Throughput is the submit rate.
   StatusOr<PhaseResult> Fill(uint64_t tasks, uint32_t batch, const TaskShape& shape,
                              const Progress& progress);
+
+  // MQTT ingest of `messages` telemetry messages: waits (30 s at most) for the master's mqtt
+  // role to be connected, starts `devices` and follows the role's counters until every
+  // message the broker accepted is committed and every task made of them has ended, then
+  // lists those tasks: the ids after the highest before the run, so the master must run
+  // nothing else meanwhile. Timed from the first publish (yard-devices' t0_us) to the last
+  // change seen. Messages never committed (QoS 0 may lose them) are counted after 10 s
+  // without progress; tasks not ended after 10 s without progress are an error.
+  StatusOr<PhaseResult> Ingest(uint64_t messages, DevicesRun& devices, const Progress& progress);
 
   StatusOr<std::map<std::string, uint64_t>> Stats();
 

@@ -758,6 +758,7 @@ int main(int argc, char** argv) {
   if (!wait_ready(0, endpoints.size())) return finish(kExitFailed);
 
   const Micros t0 = Now();
+  const Micros t0_wall = WallNow();  // in --json: when publishing began, for other processes
   control.t0.store(t0);
   control.go.store(true);
 
@@ -823,6 +824,7 @@ int main(int argc, char** argv) {
         {"sent", t.sent},
         {"acked", t.acked},
         {"failed", t.failed},
+        {"t0_us", t0_wall},
         {"elapsed_s", R3(elapsed)},
         {"msgs_per_s", std::round(msgs_per_s * 10) / 10},
         {"requests", t.requests},
