@@ -3,7 +3,8 @@
 (docs/benchmarks.md, "yard-bench").
 
 Runs yard-bench for each target (--runs times, medians), then an open-loop rate sweep for
-the throughput-vs-latency plot and a payload-size sweep. Writes every yard-bench JSON to
+the throughput-vs-latency plot, a payload-size sweep and MQTT ingest at QoS 0 and 1 (beside
+the broker alone). Writes every yard-bench JSON to
 --out, prints a Markdown table, and draws --out/throughput_latency.png with gnuplot (Debian
 gnuplot-nox) when it is installed.
 
@@ -76,7 +77,7 @@ def main():
     fills = {s: bench(bin_dir, a.out, f"fill_{s}", args) for s, args in (
         ("none", ["--durability", "none", "--workload", "fill", "--tasks", n(1000000)]),
         ("memory", ["--memory", "--workload", "fill", "--tasks", n(1000000)]))}
-    rates = [20000, 50000, 100000, 150000, 200000, 250000, 300000]
+    rates = [20000, 50000, 100000, 150000, 200000, 250000, 300000, 350000, 400000]
     sweep = bench(bin_dir, a.out, "rate_sweep",
                   ["--memory", "--workload", "rate", "--rate", ",".join(map(str, rates)),
                    "--tasks", n(200000)])
@@ -84,6 +85,9 @@ def main():
                       ["--memory", "--payload-bytes", str(s), "--tasks",
                        n(200000 if s <= 1024 else 20000)])
              for s in (16, 1024, 65536)}
+    mqtt = {q: bench(bin_dir, a.out, f"mqtt_qos{q}",
+                     ["--workload", "mqtt", "--qos", str(q), "--tasks", n(100000), "--compare"])
+            for q in (0, 1)}
 
     phase = lambda r: r["phases"][0]  # noqa: E731
     print("| target | yard-bench | measured (median of %d) | runs | limits in the same run |"
@@ -132,6 +136,15 @@ def main():
     for s, r in sizes.items():
         p = phase(r)
         print(f"| {s} B | {fmt(p['tasks_per_s'])} | {fmt(p['latency_us']['p50'], 'us')} |")
+
+    print("\n| MQTT ingest | messages/s | tasks/s | p50 | broker alone | Yard's ratio |")
+    print("|---|---|---|---|---|---|")
+    for q, r in mqtt.items():
+        p = phase(r)
+        broker = r["limits"][0]
+        print(f"| QoS {q} | {fmt(p['messages_per_s'])} | {fmt(p['tasks_per_s'])} | "
+              f"{fmt(p['latency_us']['p50'], 'us')} | {fmt(broker['per_second'])}/s | "
+              f"{broker['yard_ratio']:.2f} |")
 
     data = os.path.join(a.out, "sweep.dat")
     with open(data, "w") as f:
