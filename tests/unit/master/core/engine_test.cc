@@ -47,6 +47,48 @@ TEST_F(EngineTest, SubmitAssignsIncreasingIdsAndRecordsQueuedTasks) {
   EXPECT_EQ(StateOf(1), TaskState::kQueued);
 }
 
+// The engine keeps active tasks in a compact form: the records it rebuilds (for Find and for
+// the store) must still carry every field the spec set.
+TEST_F(EngineTest, RecordsOfActiveTasksCarryEverySpecField) {
+  TaskSpec spec = Spec("echo", "payload", "k1", 3, 4, 2500);
+  spec.requirements = {"gpu", "arm", "gpu"};
+  spec.idempotency_key = "idem-1";
+  spec.delay_ms = 1000;
+  spec.deadline_ms = 60000;
+  Effects fx;
+  const uint64_t id = Submit({spec}, &fx).at(0);
+  const std::optional<TaskInfo> t = engine().Find(id);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->id, id);
+  EXPECT_EQ(t->type, "echo");
+  EXPECT_EQ(t->state, TaskState::kQueued);
+  EXPECT_EQ(t->priority, 3);
+  EXPECT_EQ(t->key, "k1");
+  EXPECT_EQ(t->max_attempts, 4u);
+  EXPECT_EQ(t->timeout_ms, 2500u);
+  EXPECT_EQ(t->payload, "payload");
+  EXPECT_EQ(t->idempotency_key, "idem-1");
+  EXPECT_EQ(t->requirements, (std::vector<std::string>{"arm", "gpu"}));
+  EXPECT_EQ(t->submitted_us, clock_.WallNow());
+  EXPECT_EQ(t->run_after_us, clock_.WallNow() + 1000 * kMillis);
+  EXPECT_EQ(t->deadline_us, clock_.WallNow() + 60000 * kMillis);
+  EXPECT_TRUE(t->worker.empty());
+  EXPECT_TRUE(t->error.empty());
+  const TaskInfo* stored = Record(fx, id);
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->payload, "payload");
+  EXPECT_EQ(stored->key, "k1");
+  EXPECT_EQ(stored->idempotency_key, "idem-1");
+  EXPECT_EQ(stored->requirements, t->requirements);
+  EXPECT_EQ(stored->deadline_us, t->deadline_us);
+  // A listing leaves the payload out.
+  protocol::List all;
+  const auto listed = engine().ListActive(all, 10);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].key, "k1");
+  EXPECT_TRUE(listed[0].payload.empty());
+}
+
 TEST_F(EngineTest, SubmitStartsAtTheConfiguredFirstId) {
   config_.first_task_id = 1000;
   Restart();
@@ -942,8 +984,10 @@ TEST_F(EngineTest, LeaseExpiryRequeuesAndTheTaskGoesToAnotherWorker) {
   EXPECT_EQ(engine().Find(id)->failures, 1u);
   EXPECT_THAT(engine().Find(id)->error, HasSubstr("lease"));
   EXPECT_THAT(engine().Find(id)->error, HasSubstr("w1"));
+  EXPECT_EQ(engine().Find(id)->worker, "w1") << "the last attempt's worker, while it waits";
   EXPECT_EQ(Stat("leases.expired"), 1u);
   ASSERT_NE(Record(fx, id), nullptr);
+  EXPECT_EQ(Record(fx, id)->worker, "w1");
   EXPECT_EQ(Info("w1")->inflight, 0u);
 
   Join("c2", "w2", {"echo"}, 1);
