@@ -159,6 +159,24 @@ std::optional<ProcUsage> ReadUsage(pid_t pid) {
   return u;
 }
 
+MachineFacts ReadMachineFacts() {
+  MachineFacts m;
+  m.cpus = std::thread::hardware_concurrency();
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);) {
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      m.cpu_model = line.substr(line.find(':') + 1);
+      m.cpu_model.erase(0, m.cpu_model.find_first_not_of(' '));
+      break;
+    }
+  }
+  const std::string poll = ReadFile("/sys/module/haltpoll/parameters/guest_halt_poll_ns");
+  if (!poll.empty() && poll.find_first_not_of("0123456789") == std::string::npos) {
+    m.guest_halt_poll_ns = std::stoull(poll);
+  }
+  return m;
+}
+
 std::vector<pid_t> ChildrenOf(pid_t pid) {
   std::vector<pid_t> out;
   std::error_code ec;

@@ -34,6 +34,16 @@ std::optional<ProcUsage> ReadUsage(pid_t pid);
 // The processes whose parent is `pid` (the master's embedded workers).
 std::vector<pid_t> ChildrenOf(pid_t pid);
 
+// What a figure depends on besides Yard: the CPUs, and on a VM whether an idle vCPU polls
+// before it halts (cpuidle-haltpoll), which sets the cost of every thread wake-up
+// (docs/benchmarks.md, the one-at-a-time round trip).
+struct MachineFacts {
+  unsigned cpus = 0;
+  std::string cpu_model;                       // empty if /proc/cpuinfo does not say
+  std::optional<uint64_t> guest_halt_poll_ns;  // absent without the haltpoll driver
+};
+MachineFacts ReadMachineFacts();
+
 class LocalCluster {
  public:
   static StatusOr<std::unique_ptr<LocalCluster>> Start(const ClusterOptions& options);

@@ -227,6 +227,10 @@ int Run(const Options& o) {
               {"handler", o.shape.handler},
               {"payload_bytes", o.shape.payload_bytes},
               {"keys", o.shape.keys}};
+  const MachineFacts machine = ReadMachineFacts();
+  out["machine"] = {{"cpus", machine.cpus}, {"cpu_model", machine.cpu_model}};
+  if (machine.guest_halt_poll_ns)
+    out["machine"]["guest_halt_poll_ns"] = *machine.guest_halt_poll_ns;
   const bool mqtt = o.workload == "mqtt";
   std::unique_ptr<LocalBroker> broker;
   std::string broker_url = o.broker;
@@ -409,6 +413,12 @@ int Run(const Options& o) {
                 << o.worker_threads << " threads, state " << (o.memory ? "memory" : o.durability);
     } else {
       std::cout << "; master at " << endpoint;
+    }
+    std::cout << "\n";
+    std::cout << "machine: " << machine.cpus << " CPUs"
+              << (machine.cpu_model.empty() ? "" : ", " + machine.cpu_model);
+    if (machine.guest_halt_poll_ns) {
+      std::cout << "; guest halt-polling " << *machine.guest_halt_poll_ns << " ns";
     }
     std::cout << "\n";
     if (out.contains("idle_rss_bytes")) {
