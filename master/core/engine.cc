@@ -1,6 +1,7 @@
 #include "master/core/engine.h"
 
 #include <algorithm>
+#include <string_view>
 #include <tuple>
 
 namespace yard::core {
@@ -915,17 +916,24 @@ std::vector<protocol::WorkerInfo> Engine::WorkerInfos(Now now) const {
   return out;
 }
 
+namespace {
+// LIST's filters (state, type, key, job), whichever form the task is kept in.
+bool ListFiltersMatch(const protocol::List& f, TaskState state, std::string_view type,
+                      std::string_view key, uint64_t job_id) {
+  return (!f.state || state == *f.state) && (f.type.empty() || type == f.type) &&
+         (f.key.empty() || key == f.key) && (f.job_id == 0 || job_id == f.job_id);
+}
+}  // namespace
+
 bool Engine::MatchesList(const protocol::List& f, const TaskInfo& t) {
-  return (!f.state || t.state == *f.state) && (f.type.empty() || t.type == f.type) &&
-         (f.key.empty() || t.key == f.key) && (f.job_id == 0 || t.job_id == f.job_id);
+  return ListFiltersMatch(f, t.state, t.type, t.key, t.job_id);
 }
 
 std::vector<TaskInfo> Engine::ListActive(const protocol::List& f, size_t limit) const {
-  // MatchesList's filters, on the compact task.
   auto matches = [&f](const Task& t) {
-    return (!f.state || t.state == *f.state) && (f.type.empty() || t.route->type == f.type) &&
-           (f.key.empty() || (t.line && t.line->first == f.key)) &&
-           (f.job_id == 0 || t.job_id == f.job_id);
+    return ListFiltersMatch(f, t.state, t.route->type,
+                            t.line ? std::string_view(t.line->first) : std::string_view(),
+                            t.job_id);
   };
   std::vector<const Task*> match;
   for (const auto& [id, t] : tasks_) {
