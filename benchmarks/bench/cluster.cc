@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -135,6 +136,26 @@ std::string FindMosquitto() {
   return "";
 }
 
+// Polls `ready` every 20 ms until it holds: an error if `pid` exits first (then -1) or
+// `timeout` passes. `what` names the process, whose log is at `log`.
+Status AwaitReady(pid_t& pid, const std::string& what, std::chrono::seconds timeout,
+                  const std::function<bool()>& ready, const std::string& log) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!ready()) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return Unavailable(what + " exited at start; its log: " + log);
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Unavailable(what + " was not ready within " + std::to_string(timeout.count()) +
+                         " s; its log: " + log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Ok();
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path);
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -211,18 +232,8 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const ClusterOptions
   }
   const std::string log = c->dir_ + "/master.log";
   ASSIGN_OR_RETURN(c->pid_, Spawn(args, "/dev/null", log));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!fs::exists(ready)) {
-    int status = 0;
-    if (waitpid(c->pid_, &status, WNOHANG) == c->pid_) {
-      c->pid_ = -1;
-      return Unavailable("yard-master exited at start; its log: " + log);
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Unavailable("yard-master did not become ready in 30 s; its log: " + log);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  RETURN_IF_ERROR(AwaitReady(
+      c->pid_, "yard-master", std::chrono::seconds(30), [&] { return fs::exists(ready); }, log));
   std::ifstream f(ready);
   auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.contains("client_endpoint")) {
@@ -267,20 +278,13 @@ StatusOr<std::unique_ptr<LocalBroker>> LocalBroker::Start() {
                       << "allow_anonymous true\nmax_queued_messages 10000000\n"
                          "max_inflight_messages 1000\nset_tcp_nodelay true\n";
   ASSIGN_OR_RETURN(b->pid_, Spawn({exe, "-c", conf}, "/dev/null", log));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!Accepting(port)) {
-    int status = 0;
-    if (waitpid(b->pid_, &status, WNOHANG) == b->pid_) {
-      b->pid_ = -1;  // the directory stays, with the log
-      return Unavailable(exe + " exited at start; its log: " + log);
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      (void)Terminate(b->pid_, std::chrono::seconds(5));
-      b->pid_ = -1;
-      return Unavailable(exe + " did not accept connections on port " + std::to_string(port) +
-                         " within 10 s; its log: " + log);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const Status started = AwaitReady(
+      b->pid_, exe + " (port " + std::to_string(port) + ")", std::chrono::seconds(10),
+      [&] { return Accepting(port); }, log);
+  if (!started.ok()) {
+    if (b->pid_ >= 0) (void)Terminate(b->pid_, std::chrono::seconds(5));
+    b->pid_ = -1;  // the directory stays, with the log
+    return started;
   }
   b->url_ = "tcp://127.0.0.1:" + std::to_string(port);
   return b;
